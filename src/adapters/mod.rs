@@ -1,0 +1,5 @@
+//! Ready-made [`ConnectionFactory`](crate::pool::ConnectionFactory)
+//! implementations, one per cargo feature.
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

@@ -1,0 +1,1 @@
+//! SQLite through `rusqlite` (feature `sqlite`, on by default).

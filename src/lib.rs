@@ -1,0 +1,69 @@
+//! # rusty-db
+//!
+//! A synchronous database connection pool whose acquire and release take no
+//! lock: per-core sharded idle stacks with work stealing, a fixed slab of
+//! slots so `max_size` holds without a counter race, and a wait queue that
+//! hands a returned connection straight to the oldest waiter. The lock-free
+//! parts are model-checked with [loom](https://docs.rs/loom) (`loom-tests/`).
+//!
+//! ```text
+//!  application threads ──acquire()──► home shard idle stack ──(empty)──► steal from other shards
+//!         ▲                                    │                               │(all empty)
+//!         │ guard (RAII)                       ▼                               ▼
+//!         └──────────────drop()──────── release: hand off to the      reserve a vacant slot and
+//!                                       oldest waiter, else push      create via ConnectionFactory
+//!                                       onto the home shard            (else wait, FIFO, with timeout)
+//! ```
+//!
+//! ## Quick start
+//!
+//! ```
+//! use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, Result};
+//! use std::sync::Arc;
+//!
+//! struct MyConnection { queries: u64 }
+//! struct MyConnectionFactory;
+//!
+//! impl ConnectionFactory<MyConnection> for MyConnectionFactory {
+//!     fn create(&self) -> Result<MyConnection> {
+//!         Ok(MyConnection { queries: 0 })
+//!     }
+//! }
+//!
+//! let config = PoolConfig::builder().min_size(2).max_size(8).initial_size(2).build()?;
+//! let pool = ConnectionPool::new(config, Arc::new(MyConnectionFactory))?;
+//!
+//! std::thread::scope(|s| {
+//!     for _ in 0..4 {
+//!         s.spawn(|| {
+//!             let mut conn = pool.acquire().expect("a connection within 30 s");
+//!             conn.queries += 1; // the guard derefs to the connection
+//!         }); // dropped: back to the pool
+//!     }
+//! });
+//! assert_eq!(pool.active(), 0);
+//! # Ok::<(), rusty_db::pool::PoolError>(())
+//! ```
+//!
+//! ## Where we differ from the API reference
+//!
+//! The reference is asynchronous; this crate is its synchronous twin: no
+//! `.await`, `ConnectionFactory` methods block. When creating connections
+//! keeps failing until the acquire deadline, `acquire` returns
+//! [`PoolError::Factory`](pool::PoolError::Factory) with the factory's last
+//! error rather than a bare `ConnectionTimeout`, so the cause is not hidden.
+
+#![deny(missing_docs)]
+
+pub mod adapters;
+pub mod pool;
+mod sync;
+
+/// Internals exposed to the loom models in `loom-tests/` only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_internals {
+    pub use crate::pool::guard_refs::GuardRefs;
+    pub use crate::pool::index_stack::{IndexStack, NIL};
+    pub use crate::pool::waiters::{Grant, WaitQueue};
+}

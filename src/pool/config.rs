@@ -1,0 +1,311 @@
+//! Pool configuration: the reference's fields and defaults, plus the knobs
+//! the lock-free design adds (`name`, `shards`, `queue_mode`).
+//!
+//! Fields are public so a config can be written as a struct literal with
+//! `..PoolConfig::default()`; [`PoolConfig::builder`] is the checked way in,
+//! and [`ConnectionPool::new`](super::ConnectionPool::new) checks again.
+
+use std::time::Duration;
+
+use super::error::{PoolError, Result};
+use super::index_stack::MAX_INDEX;
+
+/// How waiting threads are served when connections come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QueueMode {
+    /// First come, first served: a returned connection goes straight to the
+    /// thread that has waited longest, and newcomers queue behind waiters
+    /// instead of barging. Consistent latency; the default.
+    #[default]
+    Fair,
+    /// Like `Fair`, but waiters with a higher priority (see
+    /// [`ConnectionPool::acquire_with_priority`](super::ConnectionPool::acquire_with_priority))
+    /// are served first; equal priorities are served in arrival order.
+    Priority,
+    /// Throughput first: newcomers may take an idle connection while others
+    /// wait, and a returned connection wakes the oldest waiter to compete
+    /// for it rather than being handed over. Fewer context switches; a
+    /// waiter can be overtaken (but not starved past its timeout).
+    Unfair,
+}
+
+/// The configuration of a [`ConnectionPool`](super::ConnectionPool).
+///
+/// Defaults follow the API reference: 10 to 100 connections, 10 created up
+/// front, a 30 s acquire timeout, validation on acquire.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// The pool's name in logs, metrics and the admin registry. Default `"default"`.
+    pub name: String,
+    /// Connections the pool keeps open even when idle. Default 10.
+    pub min_size: usize,
+    /// Hard cap on open (and opening) connections. Default 100.
+    pub max_size: usize,
+    /// Connections created by `ConnectionPool::new`. Default 10.
+    pub initial_size: usize,
+    /// How long `acquire` waits before failing. Default 30 s.
+    pub acquire_timeout: Duration,
+    /// Maximum age of a connection. Default `None` (no limit).
+    pub max_lifetime: Option<Duration>,
+    /// Maximum time a connection may sit idle. Default `None` (no limit).
+    pub idle_timeout: Option<Duration>,
+    /// Validate an idle connection before handing it out. Default `true`.
+    pub validate_on_acquire: bool,
+    /// Validate a connection when it comes back. Default `false`.
+    pub validate_on_release: bool,
+    /// Most threads that may wait at once; further callers get
+    /// [`PoolError::WaitQueueFull`]. `0` means never wait. Default 1000.
+    pub max_wait_queue_size: usize,
+    /// Prepared statements cached per connection. Default 100.
+    pub statement_cache_size: usize,
+    /// Multi-tenant partitioning. Default `false`.
+    pub enable_partitioning: bool,
+    /// Number of idle-stack shards; threads prefer the shard of their CPU.
+    /// Default: the number of CPUs.
+    pub shards: usize,
+    /// How waiters are served. Default [`QueueMode::Fair`].
+    pub queue_mode: QueueMode,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            name: "default".to_string(),
+            min_size: 10,
+            max_size: 100,
+            initial_size: 10,
+            acquire_timeout: Duration::from_secs(30),
+            max_lifetime: None,
+            idle_timeout: None,
+            validate_on_acquire: true,
+            validate_on_release: false,
+            max_wait_queue_size: 1000,
+            statement_cache_size: 100,
+            enable_partitioning: false,
+            shards: default_shards(),
+            queue_mode: QueueMode::Fair,
+        }
+    }
+}
+
+/// One shard per CPU the process may run on.
+pub(crate) fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl PoolConfig {
+    /// A builder starting from the defaults.
+    ///
+    /// ```
+    /// use rusty_db::pool::PoolConfig;
+    /// use std::time::Duration;
+    ///
+    /// let config = PoolConfig::builder()
+    ///     .min_size(10)
+    ///     .max_size(100)
+    ///     .initial_size(20)
+    ///     .acquire_timeout(Duration::from_secs(30))
+    ///     .max_lifetime(Duration::from_secs(3600))
+    ///     .idle_timeout(Duration::from_secs(600))
+    ///     .validate_on_acquire(true)
+    ///     .statement_cache_size(100)
+    ///     .enable_partitioning(true)
+    ///     .build()?;
+    /// assert_eq!(config.initial_size, 20);
+    /// # Ok::<(), rusty_db::pool::PoolError>(())
+    /// ```
+    pub fn builder() -> PoolConfigBuilder {
+        PoolConfigBuilder { config: PoolConfig::default() }
+    }
+
+    /// Checks the configuration for contradictions.
+    ///
+    /// Returns [`PoolError::InvalidConfig`] naming the first offending field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |msg: String| Err(PoolError::InvalidConfig(msg));
+        if self.name.trim().is_empty() {
+            return invalid("name must not be empty".into());
+        }
+        if self.max_size == 0 {
+            return invalid("max_size must be at least 1".into());
+        }
+        if self.max_size > MAX_INDEX as usize {
+            return invalid(format!("max_size must be at most {MAX_INDEX}, got {}", self.max_size));
+        }
+        if self.min_size > self.max_size {
+            return invalid(format!(
+                "min_size ({}) must not exceed max_size ({})",
+                self.min_size, self.max_size
+            ));
+        }
+        if self.initial_size > self.max_size {
+            return invalid(format!(
+                "initial_size ({}) must not exceed max_size ({})",
+                self.initial_size, self.max_size
+            ));
+        }
+        if self.acquire_timeout.is_zero() {
+            return invalid("acquire_timeout must be greater than zero (use try_acquire to never wait)".into());
+        }
+        if self.max_lifetime.is_some_and(|d| d.is_zero()) {
+            return invalid("max_lifetime must be greater than zero, or None for no limit".into());
+        }
+        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return invalid("idle_timeout must be greater than zero, or None for no limit".into());
+        }
+        if self.shards == 0 {
+            return invalid("shards must be at least 1".into());
+        }
+        if self.shards > 1024 {
+            return invalid(format!("shards must be at most 1024, got {}", self.shards));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a checked [`PoolConfig`]; every setter states its default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PoolConfigBuilder {
+    config: PoolConfig,
+}
+
+impl PoolConfigBuilder {
+    /// Name in logs, metrics and the admin registry. Default `"default"`; not empty.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
+    /// Connections kept open when idle. Default 10; at most `max_size`.
+    pub fn min_size(mut self, min_size: usize) -> Self {
+        self.config.min_size = min_size;
+        self
+    }
+
+    /// Cap on open connections. Default 100; at least 1.
+    pub fn max_size(mut self, max_size: usize) -> Self {
+        self.config.max_size = max_size;
+        self
+    }
+
+    /// Connections created up front. Default 10; at most `max_size`.
+    pub fn initial_size(mut self, initial_size: usize) -> Self {
+        self.config.initial_size = initial_size;
+        self
+    }
+
+    /// How long `acquire` waits. Default 30 s; greater than zero.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.config.acquire_timeout = timeout;
+        self
+    }
+
+    /// Maximum connection age. Default none; greater than zero.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Maximum idle time. Default none; greater than zero.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Validate before handing out. Default `true`.
+    pub fn validate_on_acquire(mut self, validate: bool) -> Self {
+        self.config.validate_on_acquire = validate;
+        self
+    }
+
+    /// Validate on return. Default `false`.
+    pub fn validate_on_release(mut self, validate: bool) -> Self {
+        self.config.validate_on_release = validate;
+        self
+    }
+
+    /// Most waiting threads. Default 1000; `0` means never wait.
+    pub fn max_wait_queue_size(mut self, size: usize) -> Self {
+        self.config.max_wait_queue_size = size;
+        self
+    }
+
+    /// Prepared statements cached per connection. Default 100; `0` disables.
+    pub fn statement_cache_size(mut self, size: usize) -> Self {
+        self.config.statement_cache_size = size;
+        self
+    }
+
+    /// Multi-tenant partitioning. Default `false`.
+    pub fn enable_partitioning(mut self, enable: bool) -> Self {
+        self.config.enable_partitioning = enable;
+        self
+    }
+
+    /// Idle-stack shards. Default: the number of CPUs; 1 to 1024.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.config.shards = shards;
+        self
+    }
+
+    /// How waiters are served. Default [`QueueMode::Fair`].
+    pub fn queue_mode(mut self, mode: QueueMode) -> Self {
+        self.config.queue_mode = mode;
+        self
+    }
+
+    /// Checks the configuration and returns it.
+    ///
+    /// ```
+    /// use rusty_db::pool::{PoolConfig, PoolError};
+    /// let err = PoolConfig::builder().min_size(5).max_size(2).build().unwrap_err();
+    /// assert!(matches!(err, PoolError::InvalidConfig(ref m) if m.contains("min_size")));
+    /// ```
+    pub fn build(self) -> Result<PoolConfig> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let c = PoolConfig::default();
+        assert_eq!((c.min_size, c.max_size, c.initial_size), (10, 100, 10));
+        assert_eq!(c.acquire_timeout, Duration::from_secs(30));
+        assert_eq!((c.max_lifetime, c.idle_timeout), (None, None));
+        assert!(c.validate_on_acquire && !c.validate_on_release);
+        assert_eq!((c.max_wait_queue_size, c.statement_cache_size), (1000, 100));
+        assert!(!c.enable_partitioning);
+        assert_eq!(c.queue_mode, QueueMode::Fair);
+        assert!(c.shards >= 1);
+        c.validate().expect("defaults are valid");
+    }
+
+    fn field_named(builder: PoolConfigBuilder, field: &str) {
+        match builder.build() {
+            Err(PoolError::InvalidConfig(msg)) => assert!(msg.contains(field), "{msg:?} should name {field}"),
+            other => panic!("expected InvalidConfig naming {field}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_contradiction_names_its_field() {
+        let b = PoolConfig::builder;
+        field_named(b().max_size(0).min_size(0).initial_size(0), "max_size");
+        field_named(b().min_size(11).max_size(10), "min_size");
+        field_named(b().min_size(1).initial_size(11).max_size(10), "initial_size");
+        field_named(b().acquire_timeout(Duration::ZERO), "acquire_timeout");
+        field_named(b().max_lifetime(Duration::ZERO), "max_lifetime");
+        field_named(b().idle_timeout(Duration::ZERO), "idle_timeout");
+        field_named(b().shards(0), "shards");
+        field_named(b().shards(4096), "shards");
+        field_named(b().name(" "), "name");
+    }
+}

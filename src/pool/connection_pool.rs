@@ -1,0 +1,199 @@
+//! The public pool handle.
+//!
+//! `ConnectionPool` is a cheap, cloneable handle (one `Arc`) to the engine in
+//! [`inner`](super::inner). Guards do not clone that `Arc`: they point at the
+//! engine directly and are counted per shard (see
+//! [`guard_refs`](super::guard_refs)), so acquire and release write no
+//! cache line shared by every thread. Dropping the last handle closes the
+//! pool; its memory lives on until the last guard comes back.
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::PoolConfig;
+use super::error::Result;
+use super::factory::ConnectionFactory;
+use super::guard::PooledConnectionGuard;
+use super::home_shard::home_shard;
+use super::inner::Inner;
+use super::slot;
+
+/// A pool of connections of type `C`, shared between threads.
+///
+/// ```
+/// use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, Result};
+/// use std::sync::Arc;
+///
+/// struct Conn(u32);
+/// struct Factory;
+/// impl ConnectionFactory<Conn> for Factory {
+///     fn create(&self) -> Result<Conn> { Ok(Conn(7)) }
+/// }
+///
+/// let config = PoolConfig::builder().min_size(1).max_size(4).initial_size(1).build()?;
+/// let pool = ConnectionPool::new(config, Arc::new(Factory))?;
+/// let conn = pool.acquire()?;
+/// assert_eq!(conn.connection().0, 7);
+/// assert_eq!(pool.active(), 1);
+/// drop(conn); // back to the pool
+/// assert_eq!(pool.idle(), 1);
+/// # Ok::<(), rusty_db::pool::PoolError>(())
+/// ```
+pub struct ConnectionPool<C: Send + 'static> {
+    handle: Arc<Handle<C>>,
+}
+
+/// Owns the engine on behalf of every `ConnectionPool` clone.
+struct Handle<C: Send + 'static> {
+    inner: NonNull<Inner<C>>,
+}
+
+// SAFETY: `Inner<C>` is shared between threads by design (atomics, locks,
+// and slots whose connections move between threads only when `C: Send`);
+// the handle only hands out `&Inner<C>`.
+unsafe impl<C: Send + 'static> Send for Handle<C> {}
+// SAFETY: as above.
+unsafe impl<C: Send + 'static> Sync for Handle<C> {}
+
+impl<C: Send + 'static> Drop for Handle<C> {
+    fn drop(&mut self) {
+        // SAFETY: `inner` stays allocated until `teardown` or the last
+        // guard's release says it may be freed, and that has not happened:
+        // this handle still counts.
+        let inner = unsafe { self.inner.as_ref() };
+        inner.close();
+        if inner.refs.teardown() {
+            // SAFETY: no handle and no guard is left (teardown returned
+            // true), so nothing else can reach `inner`; it came from
+            // `Box::into_raw` in `ConnectionPool::new`.
+            drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+        }
+    }
+}
+
+impl<C: Send + 'static> Clone for ConnectionPool<C> {
+    fn clone(&self) -> Self {
+        ConnectionPool { handle: Arc::clone(&self.handle) }
+    }
+}
+
+impl<C: Send + 'static> fmt::Debug for ConnectionPool<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionPool")
+            .field("name", &self.inner().config.name)
+            .field("size", &self.size())
+            .field("idle", &self.idle())
+            .field("active", &self.active())
+            .field("max_size", &self.inner().config.max_size)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<C: Send + 'static> ConnectionPool<C> {
+    /// Checks `config`, then creates `initial_size` connections.
+    ///
+    /// Fails with [`PoolError::InvalidConfig`](super::PoolError::InvalidConfig)
+    /// for a contradictory configuration, or with the factory's error if an
+    /// initial connection cannot be created (those already created are
+    /// closed).
+    pub fn new<F>(config: PoolConfig, factory: Arc<F>) -> Result<Self>
+    where
+        F: ConnectionFactory<C>,
+    {
+        let inner = Inner::new(config, factory)?;
+        let inner = NonNull::from(Box::leak(Box::new(inner)));
+        Ok(ConnectionPool { handle: Arc::new(Handle { inner }) })
+    }
+
+    #[inline]
+    pub(crate) fn inner(&self) -> &Inner<C> {
+        // SAFETY: `self.handle` keeps the engine allocated (see `Handle`).
+        unsafe { self.handle.inner.as_ref() }
+    }
+
+    /// Takes a connection, waiting up to the configured `acquire_timeout`.
+    ///
+    /// Errors: [`ConnectionTimeout`](super::PoolError::ConnectionTimeout),
+    /// [`Factory`](super::PoolError::Factory) if creating a connection kept
+    /// failing until the deadline,
+    /// [`WaitQueueFull`](super::PoolError::WaitQueueFull),
+    /// [`PoolClosed`](super::PoolError::PoolClosed).
+    #[inline]
+    pub fn acquire(&self) -> Result<PooledConnectionGuard<C>> {
+        self.acquire_inner(self.inner().config.acquire_timeout, 0, true)
+    }
+
+    /// Like [`acquire`](Self::acquire) with another timeout.
+    #[inline]
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<PooledConnectionGuard<C>> {
+        self.acquire_inner(timeout, 0, true)
+    }
+
+    /// Like [`acquire`](Self::acquire), served before waiters of lower
+    /// priority when the pool runs in
+    /// [`QueueMode::Priority`](super::QueueMode::Priority). Other modes
+    /// ignore the priority. Higher numbers go first; `acquire` uses 0.
+    #[inline]
+    pub fn acquire_with_priority(&self, priority: i32) -> Result<PooledConnectionGuard<C>> {
+        self.acquire_inner(self.inner().config.acquire_timeout, priority, true)
+    }
+
+    /// Takes a connection without waiting for one to come back: an idle
+    /// one, else a new one if there is room (this runs the factory), else
+    /// [`PoolExhausted`](super::PoolError::PoolExhausted). In fair mode it
+    /// does not overtake threads already waiting.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<PooledConnectionGuard<C>> {
+        self.acquire_inner(Duration::ZERO, 0, false)
+    }
+
+    #[inline]
+    fn acquire_inner(&self, timeout: Duration, priority: i32, wait: bool) -> Result<PooledConnectionGuard<C>> {
+        let inner = self.inner();
+        let lease = inner.acquire(timeout, priority, wait)?;
+        let stripe = home_shard(inner.shards());
+        inner.refs.acquire(stripe);
+        Ok(PooledConnectionGuard::new(self.handle.inner, lease, stripe))
+    }
+
+    /// Closes the pool: every waiter wakes with
+    /// [`PoolClosed`](super::PoolError::PoolClosed), idle connections are
+    /// closed now and borrowed ones when they come back, and every later
+    /// acquire fails with `PoolClosed`. Idempotent.
+    pub fn close(&self) {
+        self.inner().close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner().is_closed()
+    }
+
+    /// Open connections, borrowed or idle, plus those being opened or closed.
+    pub fn size(&self) -> usize {
+        self.inner().live()
+    }
+
+    /// Idle connections.
+    pub fn idle(&self) -> usize {
+        self.inner().count(slot::IDLE)
+    }
+
+    /// Borrowed connections.
+    pub fn active(&self) -> usize {
+        self.inner().count(slot::IN_USE)
+    }
+
+    /// Threads waiting for a connection.
+    pub fn waiting(&self) -> usize {
+        self.inner().waiting()
+    }
+
+    /// The configuration the pool runs with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner().config
+    }
+}

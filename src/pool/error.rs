@@ -1,0 +1,112 @@
+//! The pool's error type.
+//!
+//! One enum for the whole `pool` surface, with the variant names of the API
+//! reference. Each variant carries what a caller needs to act on it: the
+//! timeout that expired, the counts that made the pool full, the field of a
+//! bad configuration, or the factory's own error as `source()`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `Result` with [`PoolError`] as its error.
+pub type Result<T> = std::result::Result<T, PoolError>;
+
+/// Everything that can go wrong while configuring or using a pool.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// No connection became available within the acquire timeout (the value
+    /// is the timeout that was waited). Raise `acquire_timeout` or
+    /// `max_size`, or hold connections for less time.
+    ///
+    /// When connection creation failed during the wait, the pool returns
+    /// [`PoolError::Factory`] instead, so the real cause is not hidden.
+    #[error("timed out after {0:?} waiting for a connection: raise acquire_timeout or max_size, or return connections sooner")]
+    ConnectionTimeout(Duration),
+
+    /// `try_acquire` found every connection in use and no room to create one.
+    #[error("pool exhausted: {active} of {max} connections are in use; use acquire() to wait, or raise max_size")]
+    PoolExhausted {
+        /// Connections borrowed at the moment of the attempt.
+        active: usize,
+        /// The pool's `max_size`.
+        max: usize,
+    },
+
+    /// A connection failed validation and the operation could not go on
+    /// with another one.
+    #[error("connection validation failed: {0}")]
+    ValidationFailed(String),
+
+    /// `max_wait_queue_size` threads are already waiting; the caller was not
+    /// queued. Shed load, or raise `max_wait_queue_size`.
+    #[error("the wait queue is full: too many threads are already waiting for a connection")]
+    WaitQueueFull,
+
+    /// The pool was closed; it hands out no more connections.
+    #[error("the pool is closed")]
+    PoolClosed,
+
+    /// The configuration contradicts itself; the message names the field.
+    #[error("invalid pool configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The [`ConnectionFactory`](crate::pool::ConnectionFactory) failed (or
+    /// panicked) while creating a connection; the factory's error is the
+    /// `source()`.
+    #[error("the connection factory failed: {0}")]
+    Factory(#[source] FactoryError),
+}
+
+impl PoolError {
+    /// Wraps a factory's error, keeping it as the `source()`.
+    ///
+    /// ```
+    /// use rusty_db::pool::PoolError;
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "db down");
+    /// let err = PoolError::factory(io);
+    /// assert!(err.to_string().contains("db down"));
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn factory(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        PoolError::Factory(FactoryError::new(error))
+    }
+}
+
+/// The error a [`ConnectionFactory`](crate::pool::ConnectionFactory) returned,
+/// shared so that the pool can hand the same failure to every caller it
+/// affects.
+#[derive(Clone)]
+pub struct FactoryError(Arc<dyn StdError + Send + Sync>);
+
+impl FactoryError {
+    /// Wraps any error.
+    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        FactoryError(Arc::from(error.into()))
+    }
+
+    /// The factory's own error.
+    pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for FactoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for FactoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl StdError for FactoryError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.0)
+    }
+}

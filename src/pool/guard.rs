@@ -1,0 +1,129 @@
+//! The RAII guard of a borrowed connection.
+//!
+//! The guard owns the connection while it is borrowed; dropping it hands
+//! the connection back to the pool (reset, and validated if configured or
+//! if the thread is panicking), or closes it if the user marked it broken
+//! or the pool was closed.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use super::inner::{Inner, Lease};
+
+/// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
+///
+/// Derefs to the connection. Returned to the pool on drop.
+pub struct PooledConnectionGuard<C: Send + 'static> {
+    inner: NonNull<Inner<C>>,
+    conn: Option<C>,
+    slot: u32,
+    stripe: usize,
+    id: u64,
+    broken: bool,
+}
+
+// SAFETY: the guard owns a `C` and points at an `Inner<C>`, which is
+// shareable across threads; moving the guard moves the `C`.
+unsafe impl<C: Send + 'static> Send for PooledConnectionGuard<C> {}
+// SAFETY: `&guard` only gives out `&C` (needs `C: Sync`) and `&Inner<C>`.
+unsafe impl<C: Send + Sync + 'static> Sync for PooledConnectionGuard<C> {}
+
+impl<C: Send + 'static> PooledConnectionGuard<C> {
+    pub(crate) fn new(inner: NonNull<Inner<C>>, lease: Lease<C>, stripe: usize) -> Self {
+        PooledConnectionGuard { inner, conn: Some(lease.conn), slot: lease.slot, stripe, id: lease.id, broken: false }
+    }
+
+    #[inline]
+    fn inner(&self) -> &Inner<C> {
+        // SAFETY: this guard is counted in `refs`, which keeps `Inner`
+        // allocated until the guard's drop uncounts it.
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// The connection.
+    #[inline]
+    pub fn connection(&self) -> &C {
+        self.conn.as_ref().expect("the connection is present until the guard is dropped")
+    }
+
+    /// The connection, mutably.
+    #[inline]
+    pub fn connection_mut(&mut self) -> &mut C {
+        self.conn.as_mut().expect("the connection is present until the guard is dropped")
+    }
+
+    /// The connection's id: unique over the pool's life, never reused.
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Time since the connection was created.
+    pub fn age(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.inner().created_at(self.slot))
+    }
+
+    /// How many times this connection has been handed out, this time included.
+    pub fn borrow_count(&self) -> u64 {
+        self.inner().borrows(self.slot)
+    }
+
+    /// Marks the connection broken (say after an I/O error): it will be
+    /// closed instead of returned when the guard drops.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Whether [`mark_broken`](Self::mark_broken) was called.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Closes the connection now instead of returning it; its capacity goes
+    /// back to the pool.
+    pub fn discard(mut self) {
+        self.broken = true;
+        drop(self);
+    }
+}
+
+impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.inner().release(self.slot, conn, self.broken);
+        }
+        if self.inner().refs.release(self.stripe) {
+            // SAFETY: `release` returned true: the pool's handles are gone
+            // and this was the last guard, so nothing else can reach
+            // `inner`; it came from `Box::leak` in `ConnectionPool::new`.
+            drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+        }
+    }
+}
+
+impl<C: Send + 'static> Deref for PooledConnectionGuard<C> {
+    type Target = C;
+    #[inline]
+    fn deref(&self) -> &C {
+        self.connection()
+    }
+}
+
+impl<C: Send + 'static> DerefMut for PooledConnectionGuard<C> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut C {
+        self.connection_mut()
+    }
+}
+
+impl<C: Send + fmt::Debug + 'static> fmt::Debug for PooledConnectionGuard<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnectionGuard")
+            .field("id", &self.id)
+            .field("connection", &self.conn)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}

@@ -1,0 +1,479 @@
+//! The pool's engine: acquire and release over the slab, the idle stacks,
+//! the vacant stack and the wait queue.
+//!
+//! ```text
+//!  acquire ─► pop home shard ─► steal from the others ─► reserve a vacant slot
+//!                                                        and create (no lock held)
+//!                                                        ─► register, fence, serve, park
+//!  release ─► reset/validate ─► hand to the oldest waiter ─► else push home shard,
+//!                                                            fence, serve late waiters
+//! ```
+//!
+//! Nothing here takes a lock unless somebody waits (the wait queue) or the
+//! factory keeps failing (the create gate). Blocking factory calls run on
+//! the calling thread with no lock held.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::{PoolConfig, QueueMode};
+use super::create_gate::CreateGate;
+use super::error::{FactoryError, PoolError, Result};
+use super::factory::ConnectionFactory;
+use super::guard_refs::GuardRefs;
+use super::home_shard::home_shard;
+use super::index_stack::IndexStack;
+use super::slot::{self, Slot};
+use super::waiters::{Grant, RegisterError, WaitQueue};
+use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering, fence};
+
+/// A connection checked out of the pool, on its way into a guard.
+pub(crate) struct Lease<C> {
+    pub(crate) slot: u32,
+    pub(crate) conn: C,
+    pub(crate) id: u64,
+}
+
+/// Why a connection leaves the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// Validation failed or panicked.
+    Validation,
+    /// Marked broken by its user, or reset failed.
+    Broken,
+    /// The pool was closed.
+    Shutdown,
+}
+
+/// The shared state of one pool.
+pub(crate) struct Inner<C: Send + 'static> {
+    pub(crate) config: PoolConfig,
+    factory: Arc<dyn ConnectionFactory<C>>,
+    slots: Box<[CachePadded<Slot<C>>]>,
+    idle: Box<[IndexStack]>,
+    vacant: IndexStack,
+    waiters: WaitQueue,
+    pub(crate) refs: GuardRefs,
+    gate: CreateGate,
+    closed: CachePadded<AtomicBool>,
+    next_id: AtomicU64,
+    pub(crate) epoch: Instant,
+    fair: bool,
+}
+
+impl<C: Send + 'static> Inner<C> {
+    /// Allocates the slab and creates `initial_size` connections.
+    pub(crate) fn new(config: PoolConfig, factory: Arc<dyn ConnectionFactory<C>>) -> Result<Self> {
+        config.validate()?;
+        let slots: Box<[CachePadded<Slot<C>>]> =
+            (0..config.max_size).map(|_| CachePadded::new(Slot::new())).collect();
+        let vacant = IndexStack::new();
+        // Pushed in reverse so that slot 0 is used first.
+        for i in (0..config.max_size as u32).rev() {
+            vacant.push(&*slots, i);
+        }
+        let inner = Inner {
+            idle: (0..config.shards).map(|_| IndexStack::new()).collect(),
+            refs: GuardRefs::new(config.shards),
+            fair: config.queue_mode != QueueMode::Unfair,
+            factory,
+            slots,
+            vacant,
+            waiters: WaitQueue::new(),
+            gate: CreateGate::default(),
+            closed: CachePadded::new(AtomicBool::new(false)),
+            next_id: AtomicU64::new(1),
+            epoch: Instant::now(),
+            config,
+        };
+        for n in 0..inner.config.initial_size {
+            let index = inner.vacant.pop(&*inner.slots).expect("initial_size <= max_size");
+            // On error `inner` is dropped, which closes what was created.
+            let conn = inner.create_in(index)?;
+            inner.store_idle(index, conn);
+            inner.idle[n % inner.idle.len()].push(&*inner.slots, index);
+        }
+        Ok(inner)
+    }
+
+    #[inline]
+    pub(crate) fn shards(&self) -> usize {
+        self.idle.len()
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        // Relaxed: a stale `false` lets one operation finish as if it came
+        // before `close()`; connections it returns are still closed, because
+        // releasers re-check after their fence (see `give_back`).
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Takes a connection, waiting until `timeout` if none is free.
+    ///
+    /// `wait` is false for `try_acquire`: never park, fail with
+    /// `PoolExhausted` instead.
+    pub(crate) fn acquire(&self, timeout: Duration, priority: i32, wait: bool) -> Result<Lease<C>> {
+        let home = home_shard(self.shards());
+        // Read the clock only once the fast path has failed.
+        let mut start: Option<Instant> = None;
+        loop {
+            if self.is_closed() {
+                return Err(PoolError::PoolClosed);
+            }
+            // In fair mode a newcomer does not overtake threads already waiting.
+            if !self.fair || self.waiters.is_empty() {
+                if let Some(index) = self.pop_idle(home) {
+                    match self.check_out(index) {
+                        Some(lease) => return Ok(lease),
+                        None => continue,
+                    }
+                }
+                if let Some(index) = self.reserve_vacant() {
+                    start.get_or_insert_with(Instant::now);
+                    match self.create_lease(index) {
+                        Ok(lease) => return Ok(lease),
+                        // Failures are remembered by the gate and reported at
+                        // the deadline; meanwhile another connection may come back.
+                        Err(PoolError::Factory(_)) if wait => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if !wait {
+                if let Some(error) = self.gate.current_error() {
+                    return Err(PoolError::Factory(error));
+                }
+                return Err(PoolError::PoolExhausted { active: self.count(slot::IN_USE), max: self.config.max_size });
+            }
+            let start = *start.get_or_insert_with(Instant::now);
+            let deadline = start + timeout;
+            match self.wait_for_grant(priority, deadline)? {
+                Some(Grant::Idle(index)) => {
+                    if let Some(lease) = self.check_out(index) {
+                        return Ok(lease);
+                    }
+                }
+                Some(Grant::Vacant(index)) => match self.create_lease(index) {
+                    Ok(lease) => return Ok(lease),
+                    Err(PoolError::Factory(_)) => {}
+                    Err(e) => return Err(e),
+                },
+                Some(Grant::Closed) => return Err(PoolError::PoolClosed),
+                Some(Grant::Retry) => {}
+                None if Instant::now() >= deadline => {
+                    return Err(match self.gate.error_since(start) {
+                        Some(error) => PoolError::Factory(error),
+                        None => PoolError::ConnectionTimeout(timeout),
+                    });
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Queues the caller and parks it until it is granted a slot, the pool
+    /// closes, `deadline` passes (`Ok(None)`), or creation may be retried.
+    fn wait_for_grant(&self, priority: i32, deadline: Instant) -> Result<Option<Grant>> {
+        let waiter = match self.waiters.register(priority, self.config.max_wait_queue_size) {
+            Ok(w) => w,
+            Err(RegisterError::Full) => return Err(PoolError::WaitQueueFull),
+            Err(RegisterError::Closed) => return Err(PoolError::PoolClosed),
+        };
+        // SeqCst: the waiter half of the handshake with `give_back` and
+        // `free_slot`; after it, a connection pushed before a releaser's
+        // fence is visible to `serve_waiters` below (or that releaser sees
+        // us in `len` and serves us itself).
+        fence(Ordering::SeqCst);
+        self.serve_waiters();
+        let wake_at = match self.gate.retry_at() {
+            Some(retry) if retry < deadline => retry,
+            _ => deadline,
+        };
+        Ok(self.waiters.wait(&waiter, wake_at))
+    }
+
+    /// Moves idle connections and vacant slots to waiters, oldest first,
+    /// until one of the two runs out. Callers fence before calling.
+    fn serve_waiters(&self) {
+        let home = home_shard(self.shards());
+        while !self.waiters.is_empty() {
+            let grant = if let Some(index) = self.pop_idle(home) {
+                Grant::Idle(index)
+            } else if let Some(index) = self.reserve_vacant() {
+                Grant::Vacant(index)
+            } else {
+                return;
+            };
+            if let Err(grant) = self.waiters.hand_off(grant) {
+                // The waiter left (timed out, or served by someone else).
+                match grant {
+                    Grant::Idle(index) => self.idle[home].push(&*self.slots, index),
+                    Grant::Vacant(index) => self.vacant.push(&*self.slots, index),
+                    Grant::Retry | Grant::Closed => {}
+                }
+                // SeqCst: re-run the handshake for a waiter that registered
+                // after it looked at the stacks and before our push.
+                fence(Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Pops an idle slot: the home shard first, then the others in turn.
+    #[inline]
+    fn pop_idle(&self, home: usize) -> Option<u32> {
+        if let Some(index) = self.idle[home].pop(&*self.slots) {
+            return Some(index);
+        }
+        let shards = self.shards();
+        (1..shards).find_map(|step| self.idle[(home + step) % shards].pop(&*self.slots))
+    }
+
+    /// Reserves a vacant slot if there is one and creation is allowed.
+    fn reserve_vacant(&self) -> Option<u32> {
+        if self.vacant.is_empty() || self.gate.permit().is_err() {
+            return None;
+        }
+        self.vacant.pop(&*self.slots)
+    }
+
+    /// Takes the connection out of a slot the caller now owns and validates
+    /// it if configured. `None` if it failed and was closed.
+    #[inline]
+    fn check_out(&self, index: u32) -> Option<Lease<C>> {
+        let slot = &self.slots[index as usize];
+        // SAFETY: the caller popped `index` from an idle stack or was handed
+        // it by the wait queue, so it owns the slot exclusively.
+        let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
+        slot.set_state(slot::IN_USE);
+        if self.config.validate_on_acquire && !self.is_valid(&conn) {
+            self.discard(index, conn, CloseReason::Validation);
+            return None;
+        }
+        Some(Lease { slot: index, conn, id: slot.lend() })
+    }
+
+    /// Creates a connection in a reserved slot and leases it.
+    fn create_lease(&self, index: u32) -> Result<Lease<C>> {
+        let conn = self.create_in(index)?;
+        if self.is_closed() {
+            self.discard(index, conn, CloseReason::Shutdown);
+            return Err(PoolError::PoolClosed);
+        }
+        let id = self.slots[index as usize].lend();
+        Ok(Lease { slot: index, conn, id })
+    }
+
+    /// Runs `factory.create` for a reserved slot. On failure (or panic) the
+    /// slot goes back to the vacant stack and the gate starts backing off.
+    fn create_in(&self, index: u32) -> Result<C> {
+        let slot = &self.slots[index as usize];
+        slot.set_state(slot::CREATING);
+        let outcome = match catch_unwind(AssertUnwindSafe(|| self.factory.create())) {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(PoolError::Factory(e))) => Err(e),
+            Ok(Err(other)) => Err(FactoryError::new(other)),
+            Err(panic) => Err(FactoryError::new(format!("ConnectionFactory::create panicked: {}", panic_message(&*panic)))),
+        };
+        match outcome {
+            Ok(conn) => {
+                // Relaxed: ids only need to be unique.
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                slot.born(id, self.epoch.elapsed());
+                slot.set_state(slot::IN_USE);
+                if self.gate.on_success() {
+                    log::info!("pool {:?}: connection factory recovered", self.config.name);
+                    // Waiters held back by the backoff may create now.
+                    fence(Ordering::SeqCst);
+                    self.serve_waiters();
+                }
+                Ok(conn)
+            }
+            Err(error) => {
+                log::warn!("pool {:?}: creating a connection failed: {error}", self.config.name);
+                self.gate.on_failure(Instant::now(), error.clone());
+                self.free_slot(index);
+                Err(PoolError::Factory(error))
+            }
+        }
+    }
+
+    /// Takes back a guard's connection: recycled into the pool if it is
+    /// healthy and the pool open, closed otherwise.
+    pub(crate) fn release(&self, index: u32, mut conn: C, broken: bool) {
+        if broken {
+            self.discard(index, conn, CloseReason::Broken);
+        } else if self.is_closed() {
+            self.discard(index, conn, CloseReason::Shutdown);
+        } else if let Err(reason) = self.recycle(&mut conn) {
+            self.discard(index, conn, reason);
+        } else {
+            self.give_back(index, conn);
+        }
+    }
+
+    /// Resets a returned connection, and validates it when configured or
+    /// when its guard was dropped during a panic (its state is unknown).
+    #[inline]
+    fn recycle(&self, conn: &mut C) -> std::result::Result<(), CloseReason> {
+        let reset = catch_unwind(AssertUnwindSafe(|| self.factory.reset(conn)));
+        if !matches!(reset, Ok(Ok(()))) {
+            return Err(CloseReason::Broken);
+        }
+        if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid(conn) {
+            return Err(CloseReason::Validation);
+        }
+        Ok(())
+    }
+
+    fn is_valid(&self, conn: &C) -> bool {
+        matches!(catch_unwind(AssertUnwindSafe(|| self.factory.validate(conn))), Ok(Ok(true)))
+    }
+
+    /// Stores a connection in its slot as idle (not yet published).
+    #[inline]
+    fn store_idle(&self, index: u32, conn: C) {
+        let slot = &self.slots[index as usize];
+        // SAFETY: the caller owns the slot (it leased or created it) and
+        // publishes it only after this store.
+        unsafe { slot.put(conn) };
+        slot.set_state(slot::IDLE);
+    }
+
+    /// Publishes an idle connection: straight to the oldest waiter in fair
+    /// mode, else onto this thread's shard, then serves any waiter that
+    /// registered meanwhile.
+    #[inline]
+    fn give_back(&self, index: u32, conn: C) {
+        self.store_idle(index, conn);
+        if self.fair && !self.waiters.is_empty() && self.waiters.hand_off(Grant::Idle(index)).is_ok() {
+            return;
+        }
+        self.idle[home_shard(self.shards())].push(&*self.slots, index);
+        // SeqCst: the releaser half of the handshake (see `wait_for_grant`
+        // and `close`): either we see the waiter / the close, or they see
+        // our push.
+        fence(Ordering::SeqCst);
+        if self.is_closed() {
+            self.drain_idle();
+        } else if !self.waiters.is_empty() {
+            if self.fair {
+                self.serve_waiters();
+            } else {
+                // Unfair: wake the oldest waiter to compete for it.
+                let _ = self.waiters.hand_off(Grant::Retry);
+            }
+        }
+    }
+
+    /// Closes a connection the caller owns and frees its slot.
+    fn discard(&self, index: u32, conn: C, reason: CloseReason) {
+        let slot = &self.slots[index as usize];
+        slot.set_state(slot::CLOSING);
+        self.close_connection(conn, slot.id(), reason);
+        self.free_slot(index);
+    }
+
+    fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
+        match catch_unwind(AssertUnwindSafe(|| self.factory.close(conn))) {
+            Ok(Ok(())) => log::debug!("pool {:?}: closed connection {id} ({reason:?})", self.config.name),
+            Ok(Err(e)) => log::warn!("pool {:?}: closing connection {id} ({reason:?}) failed: {e}", self.config.name),
+            Err(p) => log::warn!(
+                "pool {:?}: ConnectionFactory::close panicked on connection {id}: {}",
+                self.config.name,
+                panic_message(&*p)
+            ),
+        }
+    }
+
+    /// Returns a slot to the vacant stack and serves waiters with it.
+    fn free_slot(&self, index: u32) {
+        self.slots[index as usize].set_state(slot::VACANT);
+        self.vacant.push(&*self.slots, index);
+        // SeqCst: as in `give_back`, so a waiter never sleeps beside a
+        // vacant slot.
+        fence(Ordering::SeqCst);
+        if !self.waiters.is_empty() {
+            self.serve_waiters();
+        }
+    }
+
+    /// Closes every idle connection.
+    fn drain_idle(&self) {
+        for stack in self.idle.iter() {
+            while let Some(index) = stack.pop(&*self.slots) {
+                let slot = &self.slots[index as usize];
+                // SAFETY: popped from an idle stack, so we own the slot.
+                if let Some(conn) = unsafe { slot.take() } {
+                    self.discard(index, conn, CloseReason::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Closes the pool: wakes every waiter with `PoolClosed` and closes idle
+    /// connections; borrowed ones are closed as they come back.
+    pub(crate) fn close(&self) {
+        // SeqCst: the closer half of the handshake with `give_back`: a
+        // connection pushed concurrently is drained by us or by its releaser.
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.waiters.close();
+        fence(Ordering::SeqCst);
+        self.drain_idle();
+        log::debug!("pool {:?}: closed", self.config.name);
+    }
+
+    /// How many slots are in `state` right now (a snapshot).
+    pub(crate) fn count(&self, state: u32) -> usize {
+        self.slots.iter().filter(|s| s.state() == state).count()
+    }
+
+    /// Open and opening connections right now (a snapshot).
+    pub(crate) fn live(&self) -> usize {
+        self.slots.iter().filter(|s| s.state() != slot::VACANT).count()
+    }
+
+    /// When a leased connection was created.
+    pub(crate) fn created_at(&self, index: u32) -> Instant {
+        self.slots[index as usize].created_at(self.epoch)
+    }
+
+    /// How many times a leased connection has been borrowed.
+    pub(crate) fn borrows(&self, index: u32) -> u64 {
+        self.slots[index as usize].borrows()
+    }
+
+    /// Threads waiting right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+}
+
+impl<C: Send + 'static> Drop for Inner<C> {
+    /// Runs once no handle and no guard is left: closes whatever is still
+    /// in a slot (idle connections of a pool that was never closed, or
+    /// connections pushed back while the pool was torn down).
+    fn drop(&mut self) {
+        for slot in self.slots.iter() {
+            // SAFETY: `&mut self`: nothing else can reach the slots.
+            if let Some(conn) = unsafe { slot.take() } {
+                self.close_connection(conn, slot.id(), CloseReason::Shutdown);
+            }
+        }
+    }
+}
+
+/// The message of a caught panic, for logs and errors.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,29 @@
+//! The connection pool.
+//!
+//! [`ConnectionPool`] hands out [`PooledConnectionGuard`]s; a
+//! [`ConnectionFactory`] makes the connections; [`PoolConfig`] says how
+//! many and how long to wait. The lock-free engine lives in the private
+//! modules, one concept each: `slot` (a connection's place in the slab),
+//! `index_stack` (the Treiber stacks of idle and vacant slots), `waiters`
+//! (the wait queue, the only slow path), `guard_refs` (keeping the pool
+//! alive for outstanding guards without a shared counter), `create_gate`
+//! (backoff while the factory fails) and `inner` (acquire and release).
+
+mod config;
+mod connection_pool;
+mod create_gate;
+mod error;
+mod factory;
+mod guard;
+pub(crate) mod guard_refs;
+mod home_shard;
+pub(crate) mod index_stack;
+mod inner;
+mod slot;
+pub(crate) mod waiters;
+
+pub use config::{PoolConfig, PoolConfigBuilder, QueueMode};
+pub use connection_pool::ConnectionPool;
+pub use error::{FactoryError, PoolError, Result};
+pub use factory::ConnectionFactory;
+pub use guard::PooledConnectionGuard;

@@ -1,0 +1,146 @@
+//! One place in the slab: a connection's home for its whole life.
+//!
+//! The slab is allocated once with `max_size` slots, so capacity is a fixed
+//! set of places rather than a counter. A slot is owned by exactly one party
+//! at a time (an idle stack, the vacant stack, a guard, or a thread creating
+//! or closing its connection); only that owner touches the connection cell.
+//! The state word and the metadata are atomics so that observers (`size()`,
+//! statistics, the admin API) can read them without taking ownership.
+//!
+//! | state      | connection cell | owned by                               |
+//! |------------|-----------------|----------------------------------------|
+//! | `VACANT`   | empty           | the vacant stack                       |
+//! | `CREATING` | empty           | the thread running `factory.create`    |
+//! | `IDLE`     | full            | an idle stack, or a waiter it is handed to |
+//! | `IN_USE`   | empty (moved into the guard) | a guard                 |
+//! | `CLOSING`  | empty (moved out) | the thread running `factory.close`   |
+
+use std::time::{Duration, Instant};
+
+use super::index_stack::{Links, NIL};
+use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering, UnsafeCell};
+
+/// No connection; the slot is capacity waiting to be used.
+pub(crate) const VACANT: u32 = 0;
+/// Reserved by a thread that is creating its connection.
+pub(crate) const CREATING: u32 = 1;
+/// Holds an idle connection.
+pub(crate) const IDLE: u32 = 2;
+/// Its connection is borrowed by a guard.
+pub(crate) const IN_USE: u32 = 3;
+/// Its connection is being closed.
+pub(crate) const CLOSING: u32 = 4;
+
+/// A slot of the slab, padded to its own cache line so that threads
+/// holding neighbouring connections never share a line.
+pub(crate) struct Slot<C> {
+    /// Link word for whichever [`IndexStack`](super::index_stack::IndexStack) holds this slot.
+    next: AtomicU32,
+    /// One of the state constants above.
+    state: AtomicU32,
+    /// The connection while the slot is `IDLE`.
+    conn: UnsafeCell<Option<C>>,
+    /// Id of the current connection (unique over the pool's life; 0 = none yet).
+    id: AtomicU64,
+    /// When the current connection was created, in nanoseconds since the pool's epoch.
+    created_nanos: AtomicU64,
+    /// How many times the current connection has been handed out.
+    borrows: AtomicU64,
+}
+
+// SAFETY: the connection cell is only accessed by the slot's single owner
+// (see the table above); ownership moves between threads through the
+// Release/Acquire edges of the index stacks and the wait queue's lock, so
+// `Slot<C>` is as thread-safe as sending a `C` between threads.
+unsafe impl<C: Send> Sync for Slot<C> {}
+
+impl<C> Slot<C> {
+    pub(crate) fn new() -> Self {
+        Slot {
+            next: AtomicU32::new(NIL),
+            state: AtomicU32::new(VACANT),
+            conn: UnsafeCell::new(None),
+            id: AtomicU64::new(0),
+            created_nanos: AtomicU64::new(0),
+            borrows: AtomicU64::new(0),
+        }
+    }
+
+    /// The current state, for observers. Relaxed: a snapshot, not a claim.
+    #[inline]
+    pub(crate) fn state(&self) -> u32 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// Records a state change made by the slot's owner. Relaxed: ownership
+    /// itself moves through the stacks and the wait queue; this word only
+    /// tells observers what the owner is doing.
+    #[inline]
+    pub(crate) fn set_state(&self, state: u32) {
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// Moves the idle connection out of the slot.
+    ///
+    /// # Safety
+    /// The caller must own the slot (it popped it from an idle stack or was
+    /// handed it by a releaser) and no other thread may access the cell.
+    #[inline]
+    pub(crate) unsafe fn take(&self) -> Option<C> {
+        // SAFETY: exclusive ownership is the caller's contract.
+        self.conn.with_mut(|cell| unsafe { (*cell).take() })
+    }
+
+    /// Stores a connection in the slot before it is published as idle.
+    ///
+    /// # Safety
+    /// As for [`Slot::take`]: the caller owns the slot.
+    #[inline]
+    pub(crate) unsafe fn put(&self, conn: C) {
+        // SAFETY: exclusive ownership is the caller's contract.
+        self.conn.with_mut(|cell| unsafe { *cell = Some(conn) });
+    }
+
+    /// Records a freshly created connection's identity. Called by the owner.
+    pub(crate) fn born(&self, id: u64, created: Duration) {
+        self.id.store(id, Ordering::Relaxed);
+        self.created_nanos.store(duration_nanos(created), Ordering::Relaxed);
+        self.borrows.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts one more borrow; returns the connection's id. Called by the owner.
+    #[inline]
+    pub(crate) fn lend(&self) -> u64 {
+        // Only the owner writes, so load + store is exact and cheaper than an RMW.
+        let borrows = self.borrows.load(Ordering::Relaxed);
+        self.borrows.store(borrows + 1, Ordering::Relaxed);
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// Id of the slot's current connection (0 before the first).
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// How many times the current connection has been borrowed.
+    pub(crate) fn borrows(&self) -> u64 {
+        self.borrows.load(Ordering::Relaxed)
+    }
+
+    /// When the current connection was created.
+    pub(crate) fn created_at(&self, epoch: Instant) -> Instant {
+        epoch + Duration::from_nanos(self.created_nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// Nanoseconds as `u64`, saturating (584 years).
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl<C> Links for [CachePadded<Slot<C>>] {
+    #[inline]
+    fn link(&self, index: u32) -> &AtomicU32 {
+        &self[index as usize].next
+    }
+}

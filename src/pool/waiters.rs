@@ -1,0 +1,232 @@
+//! The wait queue: the pool's only slow path.
+//!
+//! A thread that finds no idle connection and no vacant slot registers here
+//! and parks on its own condition variable. Releasers read the lock-free
+//! `len` word first and touch the lock only when somebody waits, so release
+//! stays lock-free in the common case. When they do, they hand the slot
+//! straight to the waiter at the front ([`Grant::Idle`] or
+//! [`Grant::Vacant`]): a released connection never sits idle while a thread
+//! sleeps, and in fair mode a newcomer cannot take it first.
+//!
+//! The protocol against lost wake-ups is Dekker's, as in crossbeam-channel's
+//! waker: a waiter publishes itself (`len`), issues a `SeqCst` fence and
+//! then looks at the stacks again; a releaser publishes the connection
+//! (push), issues a `SeqCst` fence and then reads `len`. At least one of the
+//! two sees the other, and whoever does moves the connection to the waiter.
+//!
+//! Queue order: in fair mode, arrival order; in priority mode, higher
+//! priority first and arrival order among equals.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
+
+/// What a waiter is woken with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// An idle connection's slot, now owned by the waiter.
+    Idle(u32),
+    /// A vacant slot reserved for the waiter: it may create a connection.
+    Vacant(u32),
+    /// Something changed (unfair mode, or creation may be retried): look again.
+    Retry,
+    /// The pool closed.
+    Closed,
+}
+
+const NONE: u64 = 0;
+const CLOSED: u64 = 1;
+const RETRY: u64 = 2;
+const IDLE_TAG: u64 = 3 << 32;
+const VACANT_TAG: u64 = 4 << 32;
+
+impl Grant {
+    fn encode(self) -> u64 {
+        match self {
+            Grant::Closed => CLOSED,
+            Grant::Retry => RETRY,
+            Grant::Idle(i) => IDLE_TAG | u64::from(i),
+            Grant::Vacant(i) => VACANT_TAG | u64::from(i),
+        }
+    }
+
+    fn decode(word: u64) -> Option<Grant> {
+        match word {
+            NONE => None,
+            CLOSED => Some(Grant::Closed),
+            RETRY => Some(Grant::Retry),
+            w if w & !0xFFFF_FFFF == IDLE_TAG => Some(Grant::Idle(w as u32)),
+            w => Some(Grant::Vacant(w as u32)),
+        }
+    }
+}
+
+/// Why a thread could not join the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// `max_wait_queue_size` threads already wait.
+    Full,
+    /// The queue was closed.
+    Closed,
+}
+
+/// A parked thread's place in the queue.
+#[derive(Debug)]
+pub struct Waiter {
+    /// The encoded [`Grant`]; written and read only under the queue lock.
+    grant: AtomicU64,
+    cv: Condvar,
+    priority: i32,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiters: VecDeque<Arc<Waiter>>,
+    closed: bool,
+}
+
+/// The queue of threads waiting for a connection.
+#[derive(Debug, Default)]
+pub struct WaitQueue {
+    /// Number of queued waiters, written under the lock and read without it.
+    len: CachePadded<AtomicUsize>,
+    queue: Mutex<Queue>,
+}
+
+impl WaitQueue {
+    /// An empty, open queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many threads wait. Relaxed: the callers that act on it order it
+    /// with their own `SeqCst` fence (see the module docs).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether nobody waits (see [`WaitQueue::len`]).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Joins the queue behind every waiter of equal or higher priority.
+    ///
+    /// After this returns, the caller must issue a `SeqCst` fence and look
+    /// for idle connections again before it parks.
+    pub fn register(&self, priority: i32, max: usize) -> Result<Arc<Waiter>, RegisterError> {
+        let mut q = self.queue.lock();
+        if q.closed {
+            return Err(RegisterError::Closed);
+        }
+        if q.waiters.len() >= max {
+            return Err(RegisterError::Full);
+        }
+        let waiter = Arc::new(Waiter { grant: AtomicU64::new(NONE), cv: Condvar::new(), priority });
+        let at = q.waiters.partition_point(|w| w.priority >= priority);
+        q.waiters.insert(at, Arc::clone(&waiter));
+        // Relaxed: see `len`; the lock orders it with other queue changes.
+        self.len.store(q.waiters.len(), Ordering::Relaxed);
+        Ok(waiter)
+    }
+
+    /// Gives `grant` to the waiter at the front and wakes it; returns the
+    /// grant back if nobody waits.
+    pub fn hand_off(&self, grant: Grant) -> Result<(), Grant> {
+        let mut q = self.queue.lock();
+        let Some(waiter) = q.waiters.pop_front() else {
+            return Err(grant);
+        };
+        self.len.store(q.waiters.len(), Ordering::Relaxed);
+        // Relaxed: read by the waiter under the same lock.
+        waiter.grant.store(grant.encode(), Ordering::Relaxed);
+        waiter.cv.notify_one();
+        Ok(())
+    }
+
+    /// Parks until `waiter` is granted something or `deadline` passes.
+    ///
+    /// Returns `None` on timeout, with the waiter removed from the queue.
+    /// A grant that raced with the timeout is returned, never dropped.
+    pub fn wait(&self, waiter: &Arc<Waiter>, deadline: Instant) -> Option<Grant> {
+        let mut q = self.queue.lock();
+        loop {
+            if let Some(grant) = Grant::decode(waiter.grant.load(Ordering::Relaxed)) {
+                return Some(grant);
+            }
+            if waiter.cv.wait_until(&mut q, deadline) {
+                if let Some(grant) = Grant::decode(waiter.grant.load(Ordering::Relaxed)) {
+                    return Some(grant);
+                }
+                if let Some(at) = q.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
+                    q.waiters.remove(at);
+                }
+                self.len.store(q.waiters.len(), Ordering::Relaxed);
+                return None;
+            }
+        }
+    }
+
+    /// Wakes every waiter with [`Grant::Closed`] and refuses new ones.
+    pub fn close(&self) {
+        let mut q = self.queue.lock();
+        q.closed = true;
+        for waiter in q.waiters.drain(..) {
+            waiter.grant.store(CLOSED, Ordering::Relaxed);
+            waiter.cv.notify_one();
+        }
+        self.len.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn grants_round_trip_through_their_encoding() {
+        for g in [Grant::Idle(0), Grant::Idle(7), Grant::Vacant(0), Grant::Vacant(99), Grant::Retry, Grant::Closed] {
+            assert_eq!(Grant::decode(g.encode()), Some(g));
+        }
+        assert_eq!(Grant::decode(NONE), None);
+    }
+
+    #[test]
+    fn priority_order_is_highest_first_then_arrival() {
+        let q = WaitQueue::new();
+        let low = q.register(0, 10).unwrap();
+        let high = q.register(5, 10).unwrap();
+        let low2 = q.register(0, 10).unwrap();
+        let high2 = q.register(5, 10).unwrap();
+        for (i, w) in [&high, &high2, &low, &low2].into_iter().enumerate() {
+            q.hand_off(Grant::Idle(i as u32)).unwrap();
+            assert_eq!(q.wait(w, Instant::now()), Some(Grant::Idle(i as u32)));
+        }
+        assert_eq!(q.hand_off(Grant::Retry), Err(Grant::Retry));
+    }
+
+    #[test]
+    fn bound_and_close_are_enforced() {
+        let q = WaitQueue::new();
+        let w = q.register(0, 1).unwrap();
+        assert_eq!(q.register(0, 1).unwrap_err(), RegisterError::Full);
+        q.close();
+        assert_eq!(q.wait(&w, Instant::now() + Duration::from_secs(5)), Some(Grant::Closed));
+        assert_eq!(q.register(0, 1).unwrap_err(), RegisterError::Closed);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn timeout_removes_the_waiter() {
+        let q = WaitQueue::new();
+        let w = q.register(0, 4).unwrap();
+        assert_eq!(q.wait(&w, Instant::now() + Duration::from_millis(5)), None);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.hand_off(Grant::Idle(1)), Err(Grant::Idle(1)));
+    }
+}

@@ -1,0 +1,124 @@
+//! The one place that names synchronization primitives.
+//!
+//! Everything lock-free in the crate imports its atomics, cells, locks and
+//! fences from here, so that `RUSTFLAGS="--cfg loom"` swaps them all for
+//! loom's model-checked versions at once. The lock and condition variable
+//! are thin wrappers so both backends share one API (parking_lot's
+//! `&mut guard` style).
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+
+pub(crate) use crossbeam_utils::CachePadded;
+
+use std::time::Instant;
+
+/// An `UnsafeCell` whose accesses loom can track.
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(
+    #[cfg(not(loom))] std::cell::UnsafeCell<T>,
+    #[cfg(loom)] loom::cell::UnsafeCell<T>,
+);
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(not(loom))]
+        return Self(std::cell::UnsafeCell::new(value));
+        #[cfg(loom)]
+        return Self(loom::cell::UnsafeCell::new(value));
+    }
+
+    /// Runs `f` with a mutable pointer to the contents.
+    ///
+    /// The caller must hold exclusive access for the duration of `f`; loom
+    /// checks that it does.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(not(loom))]
+        return f(self.0.get());
+        #[cfg(loom)]
+        return self.0.with_mut(f);
+    }
+}
+
+/// A mutual-exclusion lock (parking_lot, or loom's under `cfg(loom)`).
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(
+    #[cfg(not(loom))] parking_lot::Mutex<T>,
+    #[cfg(loom)] loom::sync::Mutex<T>,
+);
+
+/// The guard of a locked [`Mutex`].
+pub(crate) struct MutexGuard<'a, T>(
+    #[cfg(not(loom))] parking_lot::MutexGuard<'a, T>,
+    #[cfg(loom)] Option<loom::sync::MutexGuard<'a, T>>,
+);
+
+impl<T> Mutex<T> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        return MutexGuard(self.0.lock());
+        // A poisoned lock only means another model thread panicked; the
+        // model fails on that panic anyway.
+        #[cfg(loom)]
+        return MutexGuard(Some(self.0.lock().unwrap_or_else(|e| e.into_inner())));
+    }
+}
+
+impl<T> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        #[cfg(not(loom))]
+        return &self.0;
+        #[cfg(loom)]
+        return self.0.as_ref().expect("guard present outside a wait");
+    }
+}
+
+impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        #[cfg(not(loom))]
+        return &mut self.0;
+        #[cfg(loom)]
+        return self.0.as_mut().expect("guard present outside a wait");
+    }
+}
+
+/// A condition variable paired with [`Mutex`].
+#[derive(Debug, Default)]
+pub(crate) struct Condvar(
+    #[cfg(not(loom))] parking_lot::Condvar,
+    #[cfg(loom)] loom::sync::Condvar,
+);
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        #[cfg(not(loom))]
+        return Self(parking_lot::Condvar::new());
+        #[cfg(loom)]
+        return Self(loom::sync::Condvar::new());
+    }
+
+    /// Blocks until notified or until `deadline`; returns `true` on timeout.
+    ///
+    /// Under loom there is no time: the wait lasts until a notification, so
+    /// a model that forgets to notify shows up as a deadlock.
+    pub(crate) fn wait_until<T>(&self, guard: &mut MutexGuard<'_, T>, deadline: Instant) -> bool {
+        #[cfg(not(loom))]
+        return self.0.wait_until(&mut guard.0, deadline).timed_out();
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            let inner = guard.0.take().expect("guard present outside a wait");
+            guard.0 = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
+            false
+        }
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
+    }
+}
