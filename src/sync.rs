@@ -18,10 +18,7 @@ use std::time::Instant;
 
 /// An `UnsafeCell` whose accesses loom can track.
 #[derive(Debug)]
-pub(crate) struct UnsafeCell<T>(
-    #[cfg(not(loom))] std::cell::UnsafeCell<T>,
-    #[cfg(loom)] loom::cell::UnsafeCell<T>,
-);
+pub(crate) struct UnsafeCell<T>(#[cfg(not(loom))] std::cell::UnsafeCell<T>, #[cfg(loom)] loom::cell::UnsafeCell<T>);
 
 impl<T> UnsafeCell<T> {
     pub(crate) fn new(value: T) -> Self {
@@ -46,10 +43,7 @@ impl<T> UnsafeCell<T> {
 
 /// A mutual-exclusion lock (parking_lot, or loom's under `cfg(loom)`).
 #[derive(Debug, Default)]
-pub(crate) struct Mutex<T>(
-    #[cfg(not(loom))] parking_lot::Mutex<T>,
-    #[cfg(loom)] loom::sync::Mutex<T>,
-);
+pub(crate) struct Mutex<T>(#[cfg(not(loom))] parking_lot::Mutex<T>, #[cfg(loom)] loom::sync::Mutex<T>);
 
 /// The guard of a locked [`Mutex`].
 pub(crate) struct MutexGuard<'a, T>(
@@ -89,10 +83,7 @@ impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
 
 /// A condition variable paired with [`Mutex`].
 #[derive(Debug, Default)]
-pub(crate) struct Condvar(
-    #[cfg(not(loom))] parking_lot::Condvar,
-    #[cfg(loom)] loom::sync::Condvar,
-);
+pub(crate) struct Condvar(#[cfg(not(loom))] parking_lot::Condvar, #[cfg(loom)] loom::sync::Condvar);
 
 impl Condvar {
     pub(crate) fn new() -> Self {

@@ -135,10 +135,7 @@ impl PoolConfig {
             return invalid(format!("max_size must be at most {MAX_INDEX}, got {}", self.max_size));
         }
         if self.min_size > self.max_size {
-            return invalid(format!(
-                "min_size ({}) must not exceed max_size ({})",
-                self.min_size, self.max_size
-            ));
+            return invalid(format!("min_size ({}) must not exceed max_size ({})", self.min_size, self.max_size));
         }
         if self.initial_size > self.max_size {
             return invalid(format!(

@@ -23,7 +23,9 @@ pub enum PoolError {
     ///
     /// When connection creation failed during the wait, the pool returns
     /// [`PoolError::Factory`] instead, so the real cause is not hidden.
-    #[error("timed out after {0:?} waiting for a connection: raise acquire_timeout or max_size, or return connections sooner")]
+    #[error(
+        "timed out after {0:?} waiting for a connection: raise acquire_timeout or max_size, or return connections sooner"
+    )]
     ConnectionTimeout(Duration),
 
     /// `try_acquire` found every connection in use and no room to create one.

@@ -67,8 +67,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Allocates the slab and creates `initial_size` connections.
     pub(crate) fn new(config: PoolConfig, factory: Arc<dyn ConnectionFactory<C>>) -> Result<Self> {
         config.validate()?;
-        let slots: Box<[CachePadded<Slot<C>>]> =
-            (0..config.max_size).map(|_| CachePadded::new(Slot::new())).collect();
+        let slots: Box<[CachePadded<Slot<C>>]> = (0..config.max_size).map(|_| CachePadded::new(Slot::new())).collect();
         let vacant = IndexStack::new();
         // Pushed in reverse so that slot 0 is used first.
         for i in (0..config.max_size as u32).rev() {
@@ -275,7 +274,9 @@ impl<C: Send + 'static> Inner<C> {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(PoolError::Factory(e))) => Err(e),
             Ok(Err(other)) => Err(FactoryError::new(other)),
-            Err(panic) => Err(FactoryError::new(format!("ConnectionFactory::create panicked: {}", panic_message(&*panic)))),
+            Err(panic) => {
+                Err(FactoryError::new(format!("ConnectionFactory::create panicked: {}", panic_message(&*panic))))
+            }
         };
         match outcome {
             Ok(conn) => {
