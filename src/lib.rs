@@ -59,6 +59,11 @@ pub mod adapters;
 pub mod pool;
 mod sync;
 
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Internals exposed to the loom models in `loom-tests/` only.
 #[cfg(loom)]
 #[doc(hidden)]
