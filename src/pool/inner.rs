@@ -148,7 +148,8 @@ impl<C: Send + 'static> Inner<C> {
                 return Err(PoolError::PoolExhausted { active: self.count(slot::IN_USE), max: self.config.max_size });
             }
             let start = *start.get_or_insert_with(Instant::now);
-            let deadline = start + timeout;
+            // A timeout too large for the clock waits "forever" rather than panicking.
+            let deadline = start.checked_add(timeout).unwrap_or_else(|| far_future(start));
             match self.wait_for_grant(priority, deadline)? {
                 Some(Grant::Idle(index)) => {
                     if let Some(lease) = self.check_out(index) {
@@ -466,6 +467,12 @@ impl<C: Send + 'static> Drop for Inner<C> {
             }
         }
     }
+}
+
+/// A deadline no caller will live to see (a century from `now`).
+fn far_future(now: Instant) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(CENTURY).unwrap_or(now)
 }
 
 /// The message of a caught panic, for logs and errors.
