@@ -17,6 +17,11 @@ pub enum QueueMode {
     /// First come, first served: a returned connection goes straight to the
     /// thread that has waited longest, and newcomers queue behind waiters
     /// instead of barging. Consistent latency; the default.
+    ///
+    /// The price: once a queue forms it tends to persist, since every
+    /// acquire then waits for a thread wake-up. In the demo (8 threads, 4
+    /// SQLite connections, 2 cores) fair mode ran at about 60k ops/s with a
+    /// queue and 130k without; `Unfair` stays near the latter.
     #[default]
     Fair,
     /// Like `Fair`, but waiters with a higher priority (see

@@ -56,10 +56,11 @@ pub enum PoolError {
     InvalidConfig(String),
 
     /// The [`ConnectionFactory`](crate::pool::ConnectionFactory) failed (or
-    /// panicked) while creating a connection; the factory's error is the
-    /// `source()`.
-    #[error("the connection factory failed: {0}")]
-    Factory(#[source] FactoryError),
+    /// panicked) while creating a connection. The message includes the
+    /// factory's error, and `source()` is that error itself, so it can be
+    /// downcast to the driver's error type.
+    #[error(transparent)]
+    Factory(FactoryError),
 }
 
 impl PoolError {
@@ -69,8 +70,9 @@ impl PoolError {
     /// use rusty_db::pool::PoolError;
     /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "db down");
     /// let err = PoolError::factory(io);
-    /// assert!(err.to_string().contains("db down"));
-    /// assert!(std::error::Error::source(&err).is_some());
+    /// assert_eq!(err.to_string(), "the connection factory failed: db down");
+    /// let source = std::error::Error::source(&err).expect("the factory's error");
+    /// assert!(source.downcast_ref::<std::io::Error>().is_some());
     /// ```
     pub fn factory(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         PoolError::Factory(FactoryError::new(error))
@@ -89,7 +91,7 @@ impl FactoryError {
         FactoryError(Arc::from(error.into()))
     }
 
-    /// The factory's own error.
+    /// The factory's own error (also this error's `source()`).
     pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
         &*self.0
     }
@@ -103,7 +105,7 @@ impl fmt::Debug for FactoryError {
 
 impl fmt::Display for FactoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
+        write!(f, "the connection factory failed: {}", self.0)
     }
 }
 

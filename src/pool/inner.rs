@@ -91,7 +91,7 @@ impl<C: Send + 'static> Inner<C> {
             let index = inner.vacant.pop(&*inner.slots).expect("initial_size <= max_size");
             // On error `inner` is dropped, which closes what was created.
             let conn = inner.create_in(index)?;
-            inner.store_idle(index, conn);
+            inner.store(index, conn, slot::IDLE);
             inner.idle[n % inner.idle.len()].push(&*inner.slots, index);
         }
         Ok(inner)
@@ -201,6 +201,8 @@ impl<C: Send + 'static> Inner<C> {
         let home = home_shard(self.shards());
         while !self.waiters.is_empty() {
             let grant = if let Some(index) = self.pop_idle(home) {
+                // Promised to a waiter: counted as borrowed from now on.
+                self.slots[index as usize].set_state(slot::IN_USE);
                 Grant::Idle(index)
             } else if let Some(index) = self.reserve_vacant() {
                 Grant::Vacant(index)
@@ -210,7 +212,10 @@ impl<C: Send + 'static> Inner<C> {
             if let Err(grant) = self.waiters.hand_off(grant) {
                 // The waiter left (timed out, or served by someone else).
                 match grant {
-                    Grant::Idle(index) => self.idle[home].push(&*self.slots, index),
+                    Grant::Idle(index) => {
+                        self.slots[index as usize].set_state(slot::IDLE);
+                        self.idle[home].push(&*self.slots, index);
+                    }
                     Grant::Vacant(index) => self.vacant.push(&*self.slots, index),
                     Grant::Retry | Grant::Closed => {}
                 }
@@ -334,14 +339,14 @@ impl<C: Send + 'static> Inner<C> {
         matches!(catch_unwind(AssertUnwindSafe(|| self.factory.validate(conn))), Ok(Ok(true)))
     }
 
-    /// Stores a connection in its slot as idle (not yet published).
+    /// Stores a connection in its slot (not yet published), marked `state`.
     #[inline]
-    fn store_idle(&self, index: u32, conn: C) {
+    fn store(&self, index: u32, conn: C, state: u32) {
         let slot = &self.slots[index as usize];
         // SAFETY: the caller owns the slot (it leased or created it) and
         // publishes it only after this store.
         unsafe { slot.put(conn) };
-        slot.set_state(slot::IDLE);
+        slot.set_state(state);
     }
 
     /// Publishes an idle connection: straight to the oldest waiter in fair
@@ -349,9 +354,15 @@ impl<C: Send + 'static> Inner<C> {
     /// registered meanwhile.
     #[inline]
     fn give_back(&self, index: u32, conn: C) {
-        self.store_idle(index, conn);
-        if self.fair && !self.waiters.is_empty() && self.waiters.hand_off(Grant::Idle(index)).is_ok() {
-            return;
+        if self.fair && !self.waiters.is_empty() {
+            // Promised to a waiter: counted as borrowed, never as idle.
+            self.store(index, conn, slot::IN_USE);
+            if self.waiters.hand_off(Grant::Idle(index)).is_ok() {
+                return;
+            }
+            self.slots[index as usize].set_state(slot::IDLE);
+        } else {
+            self.store(index, conn, slot::IDLE);
         }
         self.idle[home_shard(self.shards())].push(&*self.slots, index);
         // SeqCst: the releaser half of the handshake (see `wait_for_grant`

@@ -11,8 +11,8 @@
 //! |------------|-----------------|----------------------------------------|
 //! | `VACANT`   | empty           | the vacant stack                       |
 //! | `CREATING` | empty           | the thread running `factory.create`    |
-//! | `IDLE`     | full            | an idle stack, or a waiter it is handed to |
-//! | `IN_USE`   | empty (moved into the guard) | a guard                 |
+//! | `IDLE`     | full            | an idle stack                          |
+//! | `IN_USE`   | moved to a guard, or full while handed to a waiter | a guard, or a woken waiter |
 //! | `CLOSING`  | empty (moved out) | the thread running `factory.close`   |
 
 use std::time::{Duration, Instant};
