@@ -1,9 +1,10 @@
 //! Pool configuration: the reference's fields and defaults, plus the knobs
 //! the lock-free design adds (`name`, `shards`, `queue_mode`).
 //!
-//! Fields are public so a config can be written as a struct literal with
-//! `..PoolConfig::default()`; [`PoolConfig::builder`] is the checked way in,
-//! and [`ConnectionPool::new`](super::ConnectionPool::new) checks again.
+//! Fields are public so a config can be read and adjusted in place (start
+//! from `PoolConfig::default()`; the struct is `#[non_exhaustive]`, so no
+//! struct literal outside the crate); [`PoolConfig::builder`] is the checked
+//! way in, and [`ConnectionPool::new`](super::ConnectionPool::new) checks again.
 
 use std::time::Duration;
 

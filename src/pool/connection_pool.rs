@@ -126,7 +126,10 @@ impl<C: Send + 'static> ConnectionPool<C> {
         self.acquire_inner(self.inner().config.acquire_timeout, 0, true)
     }
 
-    /// Like [`acquire`](Self::acquire) with another timeout.
+    /// Like [`acquire`](Self::acquire) with another timeout. A zero timeout
+    /// takes an idle connection or creates one if it can without waiting,
+    /// queueing behind earlier waiters like any acquire, and fails with
+    /// [`ConnectionTimeout`](super::PoolError::ConnectionTimeout) otherwise.
     #[inline]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PooledConnectionGuard<C>> {
         self.acquire_inner(timeout, 0, true)

@@ -10,8 +10,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `Result` with [`PoolError`] as its error.
-pub type Result<T> = std::result::Result<T, PoolError>;
+/// `Result` with [`PoolError`] as its default error (another error type can
+/// be named, so `use rusty_db::pool::*` does not break `Result<T, E>`).
+pub type Result<T, E = PoolError> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while configuring or using a pool.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,7 +29,9 @@ pub enum PoolError {
     )]
     ConnectionTimeout(Duration),
 
-    /// `try_acquire` found every connection in use and no room to create one.
+    /// `try_acquire` found no idle connection it may take and no room to
+    /// create one: every connection is in use, or (in fair mode) other
+    /// threads are already waiting and it does not overtake them.
     #[error("pool exhausted: {active} of {max} connections are in use; use acquire() to wait, or raise max_size")]
     PoolExhausted {
         /// Connections borrowed at the moment of the attempt.

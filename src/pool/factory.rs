@@ -11,8 +11,8 @@ use super::error::Result;
 ///
 /// Only `create` is required. The pool catches panics from every method and
 /// treats them as failures: a panicking `create` loses no capacity, a
-/// panicking `validate` or `reset` closes that connection. (A panic while the
-/// thread is already unwinding aborts the process, as everywhere in Rust.)
+/// panicking `validate` or `reset` closes that connection, even when the
+/// guard is being dropped by a thread that is already unwinding.
 ///
 /// ```
 /// use rusty_db::pool::{ConnectionFactory, PoolError, Result};

@@ -118,6 +118,9 @@ impl<C: Send + 'static> Inner<C> {
         let home = home_shard(self.shards());
         // Read the clock only once the fast path has failed.
         let mut start: Option<Instant> = None;
+        // Our place in the wait queue, kept across re-registrations.
+        let mut ticket: Option<u64> = None;
+        let priority = if self.config.queue_mode == QueueMode::Priority { priority } else { 0 };
         loop {
             if self.is_closed() {
                 return Err(PoolError::PoolClosed);
@@ -127,7 +130,10 @@ impl<C: Send + 'static> Inner<C> {
                 if let Some(index) = self.pop_idle(home) {
                     match self.check_out(index) {
                         Some(lease) => return Ok(lease),
-                        None => continue,
+                        None => {
+                            self.free_slot(index);
+                            continue;
+                        }
                     }
                 }
                 if let Some(index) = self.reserve_vacant() {
@@ -150,12 +156,22 @@ impl<C: Send + 'static> Inner<C> {
             let start = *start.get_or_insert_with(Instant::now);
             // A timeout too large for the clock waits "forever" rather than panicking.
             let deadline = start.checked_add(timeout).unwrap_or_else(|| far_future(start));
-            match self.wait_for_grant(priority, deadline)? {
-                Some(Grant::Idle(index)) => {
-                    if let Some(lease) = self.check_out(index) {
-                        return Ok(lease);
+            let grant = self.wait_for_grant(priority, &mut ticket, deadline)?;
+            // A granted connection that fails validation leaves us its slot:
+            // create in it rather than pass it on, so we keep our turn.
+            let grant = match grant {
+                Some(Grant::Idle(index)) => match self.check_out(index) {
+                    Some(lease) => return Ok(lease),
+                    None if self.gate.permit().is_ok() => Some(Grant::Vacant(index)),
+                    None => {
+                        self.free_slot(index);
+                        Some(Grant::Retry)
                     }
-                }
+                },
+                other => other,
+            };
+            match grant {
+                Some(Grant::Idle(_)) => unreachable!("handled above"),
                 Some(Grant::Vacant(index)) => match self.create_lease(index) {
                     Ok(lease) => return Ok(lease),
                     Err(PoolError::Factory(_)) => {}
@@ -174,11 +190,15 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Queues the caller and parks it until it is granted a slot, the pool
-    /// closes, `deadline` passes (`Ok(None)`), or creation may be retried.
-    fn wait_for_grant(&self, priority: i32, deadline: Instant) -> Result<Option<Grant>> {
-        let waiter = match self.waiters.register(priority, self.config.max_wait_queue_size) {
-            Ok(w) => w,
+    /// Queues the caller (at its old place if `ticket` is set, which it
+    /// then is) and parks it until it is granted a slot, the pool closes,
+    /// `deadline` passes (`Ok(None)`), or creation may be retried.
+    fn wait_for_grant(&self, priority: i32, ticket: &mut Option<u64>, deadline: Instant) -> Result<Option<Grant>> {
+        let waiter = match self.waiters.register(priority, *ticket, self.config.max_wait_queue_size) {
+            Ok(w) => {
+                *ticket = Some(w.ticket());
+                w
+            }
             Err(RegisterError::Full) => return Err(PoolError::WaitQueueFull),
             Err(RegisterError::Closed) => return Err(PoolError::PoolClosed),
         };
@@ -220,8 +240,13 @@ impl<C: Send + 'static> Inner<C> {
                     Grant::Retry | Grant::Closed => {}
                 }
                 // SeqCst: re-run the handshake for a waiter that registered
-                // after it looked at the stacks and before our push.
+                // after it looked at the stacks and before our push, and
+                // for a `close()` that drained the stacks before it.
                 fence(Ordering::SeqCst);
+                if self.is_closed() {
+                    self.drain_idle();
+                    return;
+                }
             }
         }
     }
@@ -245,7 +270,8 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Takes the connection out of a slot the caller now owns and validates
-    /// it if configured. `None` if it failed and was closed.
+    /// it if configured. `None` if it failed and was closed; the caller
+    /// still owns the (now empty) slot and must create in it or free it.
     #[inline]
     fn check_out(&self, index: u32) -> Option<Lease<C>> {
         let slot = &self.slots[index as usize];
@@ -254,7 +280,8 @@ impl<C: Send + 'static> Inner<C> {
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
         slot.set_state(slot::IN_USE);
         if self.config.validate_on_acquire && !self.is_valid(&conn) {
-            self.discard(index, conn, CloseReason::Validation);
+            slot.set_state(slot::CLOSING);
+            self.close_connection(conn, slot.id(), CloseReason::Validation);
             return None;
         }
         Some(Lease { slot: index, conn, id: slot.lend() })

@@ -14,8 +14,11 @@
 //! (push), issues a `SeqCst` fence and then reads `len`. At least one of the
 //! two sees the other, and whoever does moves the connection to the waiter.
 //!
-//! Queue order: in fair mode, arrival order; in priority mode, higher
-//! priority first and arrival order among equals.
+//! Queue order: higher priority first (fair mode registers everyone at
+//! priority 0), then arrival order. Arrival is a ticket taken at the first
+//! registration of an acquire; a waiter that has to look again (its granted
+//! connection failed validation, or a creation retry is due) re-registers
+//! with the same ticket and so keeps its place.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -79,11 +82,26 @@ pub struct Waiter {
     grant: AtomicU64,
     cv: Condvar,
     priority: i32,
+    ticket: u64,
+}
+
+impl Waiter {
+    /// The arrival ticket, to pass back to [`WaitQueue::register`] when
+    /// this acquire registers again.
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    /// Whether `self` is served before a waiter of `priority` and `ticket`.
+    fn goes_before(&self, priority: i32, ticket: u64) -> bool {
+        self.priority > priority || (self.priority == priority && self.ticket < ticket)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     waiters: VecDeque<Arc<Waiter>>,
+    next_ticket: u64,
     closed: bool,
 }
 
@@ -114,20 +132,28 @@ impl WaitQueue {
         self.len() == 0
     }
 
-    /// Joins the queue behind every waiter of equal or higher priority.
+    /// Joins the queue behind every waiter of higher priority or earlier
+    /// ticket. A first registration (`ticket` `None`) takes a new ticket
+    /// and counts against `max`; a re-registration was admitted before and
+    /// does not.
     ///
     /// After this returns, the caller must issue a `SeqCst` fence and look
     /// for idle connections again before it parks.
-    pub fn register(&self, priority: i32, max: usize) -> Result<Arc<Waiter>, RegisterError> {
+    pub fn register(&self, priority: i32, ticket: Option<u64>, max: usize) -> Result<Arc<Waiter>, RegisterError> {
         let mut q = self.queue.lock();
         if q.closed {
             return Err(RegisterError::Closed);
         }
-        if q.waiters.len() >= max {
-            return Err(RegisterError::Full);
-        }
-        let waiter = Arc::new(Waiter { grant: AtomicU64::new(NONE), cv: Condvar::new(), priority });
-        let at = q.waiters.partition_point(|w| w.priority >= priority);
+        let ticket = match ticket {
+            Some(ticket) => ticket,
+            None if q.waiters.len() >= max => return Err(RegisterError::Full),
+            None => {
+                q.next_ticket += 1;
+                q.next_ticket
+            }
+        };
+        let waiter = Arc::new(Waiter { grant: AtomicU64::new(NONE), cv: Condvar::new(), priority, ticket });
+        let at = q.waiters.partition_point(|w| w.goes_before(priority, ticket));
         q.waiters.insert(at, Arc::clone(&waiter));
         // Relaxed: see `len`; the lock orders it with other queue changes.
         self.len.store(q.waiters.len(), Ordering::Relaxed);
@@ -199,10 +225,10 @@ mod tests {
     #[test]
     fn priority_order_is_highest_first_then_arrival() {
         let q = WaitQueue::new();
-        let low = q.register(0, 10).unwrap();
-        let high = q.register(5, 10).unwrap();
-        let low2 = q.register(0, 10).unwrap();
-        let high2 = q.register(5, 10).unwrap();
+        let low = q.register(0, None, 10).unwrap();
+        let high = q.register(5, None, 10).unwrap();
+        let low2 = q.register(0, None, 10).unwrap();
+        let high2 = q.register(5, None, 10).unwrap();
         for (i, w) in [&high, &high2, &low, &low2].into_iter().enumerate() {
             q.hand_off(Grant::Idle(i as u32)).unwrap();
             assert_eq!(q.wait(w, Instant::now()), Some(Grant::Idle(i as u32)));
@@ -211,20 +237,35 @@ mod tests {
     }
 
     #[test]
+    fn re_registering_with_a_ticket_keeps_the_place_and_skips_the_bound() {
+        let q = WaitQueue::new();
+        let first = q.register(0, None, 2).unwrap();
+        let ticket = first.ticket();
+        q.hand_off(Grant::Retry).unwrap();
+        let second = q.register(0, None, 2).unwrap();
+        let _third = q.register(0, None, 2).unwrap();
+        let again = q.register(0, Some(ticket), 2).expect("already admitted");
+        q.hand_off(Grant::Idle(4)).unwrap();
+        assert_eq!(q.wait(&again, Instant::now()), Some(Grant::Idle(4)));
+        q.hand_off(Grant::Idle(5)).unwrap();
+        assert_eq!(q.wait(&second, Instant::now()), Some(Grant::Idle(5)));
+    }
+
+    #[test]
     fn bound_and_close_are_enforced() {
         let q = WaitQueue::new();
-        let w = q.register(0, 1).unwrap();
-        assert_eq!(q.register(0, 1).unwrap_err(), RegisterError::Full);
+        let w = q.register(0, None, 1).unwrap();
+        assert_eq!(q.register(0, None, 1).unwrap_err(), RegisterError::Full);
         q.close();
         assert_eq!(q.wait(&w, Instant::now() + Duration::from_secs(5)), Some(Grant::Closed));
-        assert_eq!(q.register(0, 1).unwrap_err(), RegisterError::Closed);
+        assert_eq!(q.register(0, None, 1).unwrap_err(), RegisterError::Closed);
         assert!(q.is_empty());
     }
 
     #[test]
     fn timeout_removes_the_waiter() {
         let q = WaitQueue::new();
-        let w = q.register(0, 4).unwrap();
+        let w = q.register(0, None, 4).unwrap();
         assert_eq!(q.wait(&w, Instant::now() + Duration::from_millis(5)), None);
         assert_eq!(q.len(), 0);
         assert_eq!(q.hand_off(Grant::Idle(1)), Err(Grant::Idle(1)));

@@ -1,0 +1,342 @@
+//! Shared pieces of the integration tests: a connection that knows whether
+//! somebody is using it, a factory that counts everything and can be told
+//! to fail, and a few helpers.
+//!
+//! The factory never panics to report a broken invariant (the pool catches
+//! factory panics and would hide it): it records a violation instead, and
+//! tests end with [`TrackingFactory::assert_no_violations`].
+// Each test file includes this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusty_db::pool::{ConnectionFactory, PoolConfig, PoolConfigBuilder, PoolError, PooledConnectionGuard, Result};
+
+/// What a factory hook does when it is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Succeeds (`validate` returns `Ok(true)`).
+    Pass,
+    /// `validate` returns `Ok(false)`; for the other hooks, like `Error`.
+    Fail,
+    /// Returns `Err(PoolError::factory(..))`.
+    Error,
+    /// Panics.
+    Panic,
+}
+
+impl Outcome {
+    fn from_u8(v: u8) -> Outcome {
+        [Outcome::Pass, Outcome::Fail, Outcome::Error, Outcome::Panic][usize::from(v)]
+    }
+}
+
+/// The message of every error the factory returns.
+pub const FACTORY_ERROR: &str = "test factory: database unreachable";
+/// The message of every panic the factory raises.
+pub const FACTORY_PANIC: &str = "test factory: deliberate panic";
+
+/// A fake connection with a unique serial and shared flags that expose
+/// double use and use after close.
+#[derive(Debug)]
+pub struct TestConn {
+    /// Unique per factory, in creation order, starting at 1.
+    pub serial: u64,
+    /// Set by [`Held`] while a test thread uses the connection.
+    pub in_use: Arc<AtomicBool>,
+    /// Set by the factory's `close`.
+    pub closed: Arc<AtomicBool>,
+    /// What `validate` does with this connection ("marks" it bad).
+    pub validate: Outcome,
+    /// Cleared by `reset`.
+    pub dirty: bool,
+    /// A counter for tests to change through the guard; `reset` keeps it.
+    pub queries: u64,
+}
+
+/// Counts creates, closes, validations and resets; tracks open connections;
+/// fails on demand.
+#[derive(Debug)]
+pub struct TrackingFactory {
+    next_serial: AtomicU64,
+    create_attempts: AtomicUsize,
+    created: AtomicUsize,
+    closed: AtomicUsize,
+    validated: AtomicUsize,
+    resets: AtomicUsize,
+    /// Connections being created plus created and not yet closed.
+    open: AtomicUsize,
+    max_open: AtomicUsize,
+    /// Creates that may still succeed before `create_failure` applies.
+    create_budget: AtomicUsize,
+    create_failure: AtomicU8,
+    reset_outcome: AtomicU8,
+    create_delay_micros: AtomicU64,
+    closed_serials: Mutex<Vec<u64>>,
+    violations: Mutex<Vec<String>>,
+}
+
+impl Default for TrackingFactory {
+    fn default() -> Self {
+        TrackingFactory {
+            next_serial: AtomicU64::new(1),
+            create_attempts: AtomicUsize::new(0),
+            created: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            validated: AtomicUsize::new(0),
+            resets: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            max_open: AtomicUsize::new(0),
+            create_budget: AtomicUsize::new(usize::MAX),
+            create_failure: AtomicU8::new(Outcome::Error as u8),
+            reset_outcome: AtomicU8::new(Outcome::Pass as u8),
+            create_delay_micros: AtomicU64::new(0),
+            closed_serials: Mutex::new(Vec::new()),
+            violations: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl TrackingFactory {
+    /// A factory that works, shared so the test keeps a handle.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Calls to `create`, successful or not.
+    pub fn create_attempts(&self) -> usize {
+        self.create_attempts.load(SeqCst)
+    }
+    /// Connections created.
+    pub fn created(&self) -> usize {
+        self.created.load(SeqCst)
+    }
+    /// Connections closed.
+    pub fn closed(&self) -> usize {
+        self.closed.load(SeqCst)
+    }
+    /// Calls to `validate`.
+    pub fn validated(&self) -> usize {
+        self.validated.load(SeqCst)
+    }
+    /// Calls to `reset`.
+    pub fn resets(&self) -> usize {
+        self.resets.load(SeqCst)
+    }
+    /// Connections created and not closed.
+    pub fn live(&self) -> usize {
+        self.created() - self.closed()
+    }
+    /// The most connections open (or being opened) at any one instant.
+    pub fn max_open(&self) -> usize {
+        self.max_open.load(SeqCst)
+    }
+    /// Serials of closed connections, in closing order.
+    pub fn closed_serials(&self) -> Vec<u64> {
+        self.closed_serials.lock().unwrap().clone()
+    }
+
+    /// Every further `create` fails with `how` (`Error` or `Panic`).
+    pub fn fail_creates(&self, how: Outcome) {
+        self.fail_creates_after(0, how);
+    }
+    /// The next `n` creates succeed, later ones fail with `how`.
+    pub fn fail_creates_after(&self, n: usize, how: Outcome) {
+        self.create_failure.store(how as u8, SeqCst);
+        self.create_budget.store(n, SeqCst);
+    }
+    /// `create` works again.
+    pub fn heal_creates(&self) {
+        self.create_budget.store(usize::MAX, SeqCst);
+    }
+    /// What `reset` does from now on (`Fail` behaves like `Error`).
+    pub fn set_reset(&self, outcome: Outcome) {
+        self.reset_outcome.store(outcome as u8, SeqCst);
+    }
+    /// Makes every `create` sleep this long first.
+    pub fn set_create_delay(&self, delay: Duration) {
+        self.create_delay_micros.store(delay.as_micros() as u64, SeqCst);
+    }
+
+    fn violation(&self, what: String) {
+        self.violations.lock().unwrap().push(what);
+    }
+
+    /// Fails the test if the factory saw a broken invariant.
+    pub fn assert_no_violations(&self) {
+        let v = self.violations.lock().unwrap();
+        assert!(v.is_empty(), "the factory saw {} violation(s): {:?}", v.len(), &v[..v.len().min(10)]);
+    }
+
+    /// Records a violation if `conn` is borrowed or closed while the pool
+    /// hands it to `hook`.
+    fn check_owned_by_pool(&self, conn: &TestConn, hook: &str) {
+        if conn.in_use.load(SeqCst) {
+            self.violation(format!("{hook} on connection {} while a test thread uses it", conn.serial));
+        }
+        if conn.closed.load(SeqCst) {
+            self.violation(format!("{hook} on connection {} after it was closed", conn.serial));
+        }
+    }
+}
+
+/// Undoes the `open` count of a create that fails or panics.
+struct OpenSlot<'a>(&'a AtomicUsize, bool);
+
+impl Drop for OpenSlot<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+impl ConnectionFactory<TestConn> for TrackingFactory {
+    fn create(&self) -> Result<TestConn> {
+        self.create_attempts.fetch_add(1, SeqCst);
+        // Counted before the connection exists, so that "creating" counts too.
+        let open = self.open.fetch_add(1, SeqCst) + 1;
+        self.max_open.fetch_max(open, SeqCst);
+        let mut slot = OpenSlot(&self.open, false);
+        let delay = self.create_delay_micros.load(SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
+        let allowed = self.create_budget.fetch_update(SeqCst, SeqCst, |b| b.checked_sub(1)).is_ok();
+        if !allowed {
+            match Outcome::from_u8(self.create_failure.load(SeqCst)) {
+                Outcome::Panic => panic!("{FACTORY_PANIC}"),
+                _ => {
+                    let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, FACTORY_ERROR);
+                    return Err(PoolError::factory(io));
+                }
+            }
+        }
+        slot.1 = true;
+        self.created.fetch_add(1, SeqCst);
+        Ok(TestConn {
+            serial: self.next_serial.fetch_add(1, SeqCst),
+            in_use: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicBool::new(false)),
+            validate: Outcome::Pass,
+            dirty: false,
+            queries: 0,
+        })
+    }
+
+    fn validate(&self, conn: &TestConn) -> Result<bool> {
+        self.validated.fetch_add(1, SeqCst);
+        self.check_owned_by_pool(conn, "validate");
+        match conn.validate {
+            Outcome::Pass => Ok(true),
+            Outcome::Fail => Ok(false),
+            Outcome::Error => Err(PoolError::factory(FACTORY_ERROR)),
+            Outcome::Panic => panic!("{FACTORY_PANIC}"),
+        }
+    }
+
+    fn reset(&self, conn: &mut TestConn) -> Result<()> {
+        self.resets.fetch_add(1, SeqCst);
+        self.check_owned_by_pool(conn, "reset");
+        match Outcome::from_u8(self.reset_outcome.load(SeqCst)) {
+            Outcome::Pass => {
+                conn.dirty = false;
+                Ok(())
+            }
+            Outcome::Panic => panic!("{FACTORY_PANIC}"),
+            Outcome::Fail | Outcome::Error => Err(PoolError::factory(FACTORY_ERROR)),
+        }
+    }
+
+    fn close(&self, conn: TestConn) -> Result<()> {
+        self.check_owned_by_pool(&conn, "close");
+        conn.closed.store(true, SeqCst);
+        self.closed_serials.lock().unwrap().push(conn.serial);
+        self.closed.fetch_add(1, SeqCst);
+        self.open.fetch_sub(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// A guard whose connection is flagged as in use for as long as it is held:
+/// taking a connection that is already flagged (two guards at once) or
+/// closed panics. The flag is cleared before the guard returns it.
+pub struct Held {
+    guard: Option<PooledConnectionGuard<TestConn>>,
+}
+
+impl Held {
+    /// Flags the guard's connection as used by this thread.
+    pub fn new(guard: PooledConnectionGuard<TestConn>) -> Held {
+        assert!(!guard.closed.load(SeqCst), "the pool handed out closed connection {}", guard.serial);
+        assert!(!guard.in_use.swap(true, SeqCst), "connection {} is used by two guards at once", guard.serial);
+        Held { guard: Some(guard) }
+    }
+
+    /// The guard.
+    pub fn guard(&mut self) -> &mut PooledConnectionGuard<TestConn> {
+        self.guard.as_mut().expect("present until dropped")
+    }
+
+    /// Unflags the connection and hands the guard back.
+    pub fn into_guard(mut self) -> PooledConnectionGuard<TestConn> {
+        let guard = self.guard.take().expect("present until dropped");
+        guard.in_use.store(false, SeqCst);
+        guard
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            guard.in_use.store(false, SeqCst);
+        }
+    }
+}
+
+/// A checked configuration with small test defaults: no connections up
+/// front, none kept (so nothing refills behind a test's back), a 10 s
+/// acquire timeout (a hang fails instead of stalling), two shards.
+pub fn config() -> PoolConfigBuilder {
+    PoolConfig::builder()
+        .name("test")
+        .min_size(0)
+        .initial_size(0)
+        .max_size(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .shards(2)
+}
+
+/// Polls `cond` every millisecond for up to 10 s; returns whether it held.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A small xorshift generator: reproducible, no dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
