@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::aging::AgingPolicy;
 use super::error::{PoolError, Result};
 use super::index_stack::MAX_INDEX;
 
@@ -73,6 +74,18 @@ pub struct PoolConfig {
     pub shards: usize,
     /// How waiters are served. Default [`QueueMode::Fair`].
     pub queue_mode: QueueMode,
+    /// Collect the pool's statistics (striped counters
+    /// and sampled histograms). Default `true`.
+    pub enable_statistics: bool,
+    /// When connections retire, besides `max_lifetime`. Default `None`.
+    pub aging_policy: Option<AgingPolicy>,
+    /// Report a connection borrowed for longer than this as a leak.
+    /// Default `None` (no leak detection).
+    pub leak_detection_threshold: Option<Duration>,
+    /// How often the maintenance thread runs. Default `None`: derived from
+    /// the configured durations (a quarter of the shortest, between 10 ms
+    /// and 30 s).
+    pub maintenance_interval: Option<Duration>,
 }
 
 impl Default for PoolConfig {
@@ -92,6 +105,10 @@ impl Default for PoolConfig {
             enable_partitioning: false,
             shards: default_shards(),
             queue_mode: QueueMode::Fair,
+            enable_statistics: true,
+            aging_policy: None,
+            leak_detection_threshold: None,
+            maintenance_interval: None,
         }
     }
 }
@@ -163,6 +180,15 @@ impl PoolConfig {
         }
         if self.shards > 1024 {
             return invalid(format!("shards must be at most 1024, got {}", self.shards));
+        }
+        if let Some(policy) = &self.aging_policy {
+            policy.check().or_else(invalid)?;
+        }
+        if self.leak_detection_threshold.is_some_and(|d| d.is_zero()) {
+            return invalid("leak_detection_threshold must be greater than zero, or None to disable".into());
+        }
+        if self.maintenance_interval.is_some_and(|d| d.is_zero()) {
+            return invalid("maintenance_interval must be greater than zero, or None to derive it".into());
         }
         Ok(())
     }
@@ -260,6 +286,33 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Collect statistics. Default `true`.
+    pub fn enable_statistics(mut self, enable: bool) -> Self {
+        self.config.enable_statistics = enable;
+        self
+    }
+
+    /// When connections retire. Default none; numbers must be positive and
+    /// `error_threshold` within `0.0..=1.0`.
+    pub fn aging_policy(mut self, policy: AgingPolicy) -> Self {
+        self.config.aging_policy = Some(policy);
+        self
+    }
+
+    /// Borrow time after which a connection is reported as leaked. Default
+    /// none (off); greater than zero.
+    pub fn leak_detection_threshold(mut self, threshold: Duration) -> Self {
+        self.config.leak_detection_threshold = Some(threshold);
+        self
+    }
+
+    /// How often maintenance runs. Default: derived from the durations;
+    /// greater than zero.
+    pub fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.config.maintenance_interval = Some(interval);
+        self
+    }
+
     /// Checks the configuration and returns it.
     ///
     /// ```
@@ -310,5 +363,12 @@ mod tests {
         field_named(b().shards(0), "shards");
         field_named(b().shards(4096), "shards");
         field_named(b().name(" "), "name");
+        field_named(b().leak_detection_threshold(Duration::ZERO), "leak_detection_threshold");
+        field_named(b().maintenance_interval(Duration::ZERO), "maintenance_interval");
+        field_named(b().aging_policy(AgingPolicy::UsageBased { max_borrows: 0 }), "max_borrows");
+        field_named(
+            b().aging_policy(AgingPolicy::Adaptive { base_lifetime: Duration::from_secs(1), error_threshold: 1.5 }),
+            "error_threshold",
+        );
     }
 }

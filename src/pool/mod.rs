@@ -9,6 +9,7 @@
 //! alive for outstanding guards without a shared counter), `create_gate`
 //! (backoff while the factory fails) and `inner` (acquire and release).
 
+mod aging;
 mod config;
 mod connection_pool;
 mod create_gate;
@@ -22,6 +23,7 @@ mod inner;
 mod slot;
 pub(crate) mod waiters;
 
+pub use aging::AgingPolicy;
 pub use config::{PoolConfig, PoolConfigBuilder, QueueMode};
 pub use connection_pool::ConnectionPool;
 pub use error::{FactoryError, PoolError, Result};
