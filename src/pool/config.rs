@@ -8,9 +8,14 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::aging::AgingPolicy;
 use super::error::{PoolError, Result};
+use super::events::{EventListenerRef, PoolEventListener};
 use super::index_stack::MAX_INDEX;
+use super::maintenance::MaintenanceService;
+use super::validator::ConnectionValidator;
 
 /// How waiting threads are served when connections come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,6 +91,17 @@ pub struct PoolConfig {
     /// the configured durations (a quarter of the shortest, between 10 ms
     /// and 30 s).
     pub maintenance_interval: Option<Duration>,
+    /// Validates connections (timeout, query, fast path, keep-alive) in
+    /// place of the bare `ConnectionFactory::validate`. Default `None`.
+    pub validator: Option<ConnectionValidator>,
+    /// Receives the pool's events. Default `None`.
+    pub event_listener: Option<EventListenerRef>,
+    /// A service shared with other pools instead of a thread of this
+    /// pool's own. Default `None` (own thread).
+    pub maintenance_service: Option<MaintenanceService>,
+    /// Create connections ahead of demand while threads wait, and close
+    /// surplus idle ones toward `min_size`. Default `false`.
+    pub adaptive_sizing: bool,
 }
 
 impl Default for PoolConfig {
@@ -109,7 +125,35 @@ impl Default for PoolConfig {
             aging_policy: None,
             leak_detection_threshold: None,
             maintenance_interval: None,
+            validator: None,
+            event_listener: None,
+            maintenance_service: None,
+            adaptive_sizing: false,
         }
+    }
+}
+
+impl PoolConfig {
+    /// The maintenance interval: as configured, else an eighth of the
+    /// shortest configured duration (so each is acted on within about a
+    /// quarter of itself), between 10 ms and 1 s.
+    pub fn effective_maintenance_interval(&self) -> Duration {
+        if let Some(interval) = self.maintenance_interval {
+            return interval;
+        }
+        let aging = self.aging_policy.and_then(|p| match p {
+            AgingPolicy::TimeBased { max_lifetime } | AgingPolicy::Combined { max_lifetime, .. } => Some(max_lifetime),
+            AgingPolicy::Adaptive { base_lifetime, .. } => Some(base_lifetime / 4),
+            _ => None,
+        });
+        let keepalive = self.validator.as_ref().and_then(|v| v.keepalive_interval());
+        [self.idle_timeout, self.max_lifetime, self.leak_detection_threshold, aging, keepalive]
+            .into_iter()
+            .flatten()
+            .map(|d| d / 8)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 }
 
@@ -310,6 +354,31 @@ impl PoolConfigBuilder {
     /// greater than zero.
     pub fn maintenance_interval(mut self, interval: Duration) -> Self {
         self.config.maintenance_interval = Some(interval);
+        self
+    }
+
+    /// Validates with `validator` instead of the bare factory check.
+    /// Default none.
+    pub fn validator(mut self, validator: ConnectionValidator) -> Self {
+        self.config.validator = Some(validator);
+        self
+    }
+
+    /// Receives the pool's events. Default none.
+    pub fn event_listener(mut self, listener: Arc<dyn PoolEventListener>) -> Self {
+        self.config.event_listener = Some(EventListenerRef::new(listener));
+        self
+    }
+
+    /// Share `service`'s maintenance thread. Default: a thread of the pool's own.
+    pub fn maintenance_service(mut self, service: MaintenanceService) -> Self {
+        self.config.maintenance_service = Some(service);
+        self
+    }
+
+    /// Create ahead of demand and shrink surplus toward `min_size`. Default `false`.
+    pub fn adaptive_sizing(mut self, adaptive: bool) -> Self {
+        self.config.adaptive_sizing = adaptive;
         self
     }
 

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
 use super::error::Result;
@@ -18,7 +18,11 @@ use super::factory::ConnectionFactory;
 use super::guard::PooledConnectionGuard;
 use super::home_shard::home_shard;
 use super::inner::Inner;
+use super::leak::{LeakDetector, LeakInfo};
 use super::slot;
+#[cfg(not(loom))]
+use super::upkeep::Registration;
+use super::validator::ValidatorStatistics;
 
 /// A pool of connections of type `C`, shared between threads.
 ///
@@ -105,6 +109,9 @@ impl<C: Send + 'static> ConnectionPool<C> {
     {
         let inner = Inner::new(config, factory)?;
         let inner = NonNull::from(Box::leak(Box::new(inner)));
+        // Loom models the engine alone; a background thread would not terminate.
+        #[cfg(not(loom))]
+        Registration::start(inner);
         Ok(ConnectionPool { handle: Arc::new(Handle { inner }) })
     }
 
@@ -156,10 +163,20 @@ impl<C: Send + 'static> ConnectionPool<C> {
     #[inline]
     fn acquire_inner(&self, timeout: Duration, priority: i32, wait: bool) -> Result<PooledConnectionGuard<C>> {
         let inner = self.inner();
+        // Timing the fast path is paid only while a listener wants it.
+        let started = inner.listener.as_ref().map(|_| Instant::now());
         let lease = inner.acquire(timeout, priority, wait)?;
         let stripe = home_shard(inner.shards());
         inner.refs.acquire(stripe);
-        Ok(PooledConnectionGuard::new(self.handle.inner, lease, stripe))
+        let acquired_at = match (started, &inner.listener) {
+            (Some(started), Some(listener)) => {
+                let now = Instant::now();
+                listener.on_acquire(lease.id, now - started);
+                Some(now)
+            }
+            _ => None,
+        };
+        Ok(PooledConnectionGuard::new(self.handle.inner, lease, stripe, acquired_at))
     }
 
     /// Closes the pool: every waiter wakes with
@@ -193,6 +210,37 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// Threads waiting for a connection.
     pub fn waiting(&self) -> usize {
         self.inner().waiting()
+    }
+
+    /// Connections currently borrowed for longer than the leak threshold,
+    /// from the attached [`LeakDetector`] (empty if none is attached).
+    pub fn leaks(&self) -> Vec<LeakInfo> {
+        self.inner().leaks.lock().as_ref().map(LeakDetector::get_leaks).unwrap_or_default()
+    }
+
+    /// Attaches `detector` (replacing the one from
+    /// `leak_detection_threshold`, if any): the maintenance thread reports
+    /// to it every `check_interval`.
+    ///
+    /// ```
+    /// # use rusty_db::pool::{ConnectionFactory, ConnectionPool, LeakDetector, PoolConfig, Result};
+    /// # use std::sync::Arc; use std::time::Duration;
+    /// # struct F; impl ConnectionFactory<u8> for F { fn create(&self) -> Result<u8> { Ok(0) } }
+    /// # let pool = ConnectionPool::new(PoolConfig::builder().min_size(1).initial_size(1).build()?, Arc::new(F))?;
+    /// let detector = LeakDetector::new(Duration::from_secs(300), Duration::from_secs(60));
+    /// pool.attach_leak_detector(detector.clone());
+    /// assert!(detector.get_leaks().is_empty());
+    /// # Ok::<(), rusty_db::pool::PoolError>(())
+    /// ```
+    pub fn attach_leak_detector(&self, detector: LeakDetector) {
+        self.inner().attach_leak_detector(detector);
+        self.inner().wake_maintenance();
+    }
+
+    /// Statistics of the configured
+    /// [`ConnectionValidator`](super::ConnectionValidator), if one is.
+    pub fn validator_statistics(&self) -> Option<ValidatorStatistics> {
+        self.inner().config.validator.as_ref().map(|v| v.statistics())
     }
 
     /// The configuration the pool runs with.

@@ -59,6 +59,15 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs a [`ConnectionValidator`](super::ConnectionValidator)'s
+    /// query on the connection; `Ok(true)` if it answered as expected.
+    /// Override it to send the query to the database; the default ignores
+    /// the query and calls [`validate`](Self::validate).
+    fn validate_query(&self, connection: &C, query: &str) -> Result<bool> {
+        let _ = query;
+        self.validate(connection)
+    }
+
     /// Closes a connection for good. Errors are logged, never returned to a
     /// caller: the slot is freed either way.
     fn close(&self, connection: C) -> Result<()> {

@@ -10,6 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use super::events::CloseReason;
 use super::inner::{Inner, Lease};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
@@ -22,6 +23,10 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     stripe: usize,
     id: u64,
     broken: bool,
+    /// Set by `discard`: closed on drop as killed rather than broken.
+    killed: bool,
+    /// When it was handed out, if an event listener wants hold times.
+    acquired_at: Option<Instant>,
 }
 
 // SAFETY: the guard owns a `C` and points at an `Inner<C>`, which is
@@ -31,8 +36,17 @@ unsafe impl<C: Send + 'static> Send for PooledConnectionGuard<C> {}
 unsafe impl<C: Send + Sync + 'static> Sync for PooledConnectionGuard<C> {}
 
 impl<C: Send + 'static> PooledConnectionGuard<C> {
-    pub(crate) fn new(inner: NonNull<Inner<C>>, lease: Lease<C>, stripe: usize) -> Self {
-        PooledConnectionGuard { inner, conn: Some(lease.conn), slot: lease.slot, stripe, id: lease.id, broken: false }
+    pub(crate) fn new(inner: NonNull<Inner<C>>, lease: Lease<C>, stripe: usize, acquired_at: Option<Instant>) -> Self {
+        PooledConnectionGuard {
+            inner,
+            conn: Some(lease.conn),
+            slot: lease.slot,
+            stripe,
+            id: lease.id,
+            broken: false,
+            killed: false,
+            acquired_at,
+        }
     }
 
     #[inline]
@@ -76,6 +90,19 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
         self.broken = true;
     }
 
+    /// Counts an error seen on this connection (a failed query, say)
+    /// without closing it; `AgingPolicy::Adaptive` retires connections
+    /// whose error rate passes its threshold.
+    pub fn record_error(&self) {
+        self.inner().record_error(self.slot);
+    }
+
+    /// Records the query the connection is running, for leak reports and
+    /// the admin API's connection list.
+    pub fn set_query(&self, query: impl Into<String>) {
+        self.inner().set_query(self.slot, query.into());
+    }
+
     /// Whether [`mark_broken`](Self::mark_broken) was called.
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -84,7 +111,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// Closes the connection now instead of returning it; its capacity goes
     /// back to the pool.
     pub fn discard(mut self) {
-        self.broken = true;
+        self.killed = true;
         drop(self);
     }
 }
@@ -92,7 +119,13 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
 impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.inner().release(self.slot, conn, self.broken);
+            let inner = self.inner();
+            if let (Some(at), Some(listener)) = (self.acquired_at, &inner.listener) {
+                listener.on_release(self.id, at.elapsed());
+            }
+            let close =
+                if self.killed { Some(CloseReason::Killed) } else { self.broken.then_some(CloseReason::Broken) };
+            inner.release(self.slot, conn, close);
         }
         if self.inner().refs.release(self.stripe) {
             // SAFETY: `release` returned true: the pool's handles are gone

@@ -18,16 +18,21 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::aging::AgingPolicy;
 use super::config::{PoolConfig, QueueMode};
 use super::create_gate::CreateGate;
 use super::error::{FactoryError, PoolError, Result};
+pub(crate) use super::events::CloseReason;
+use super::events::PoolEventListener;
 use super::factory::ConnectionFactory;
 use super::guard_refs::GuardRefs;
 use super::home_shard::home_shard;
 use super::index_stack::IndexStack;
+use super::leak::{BorrowTrace, LeakDetector};
 use super::slot::{self, Slot};
+use super::upkeep::Registration;
 use super::waiters::{Grant, RegisterError, WaitQueue};
-use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering, fence};
+use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence};
 
 /// A connection checked out of the pool, on its way into a guard.
 pub(crate) struct Lease<C> {
@@ -36,31 +41,32 @@ pub(crate) struct Lease<C> {
     pub(crate) id: u64,
 }
 
-/// Why a connection leaves the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseReason {
-    /// Validation failed or panicked.
-    Validation,
-    /// Marked broken by its user, or reset failed.
-    Broken,
-    /// The pool was closed.
-    Shutdown,
-}
-
-/// The shared state of one pool.
+/// The shared state of one pool. Fields are visible to the sibling
+/// modules that extend it (`upkeep` holds the maintenance pass).
 pub(crate) struct Inner<C: Send + 'static> {
     pub(crate) config: PoolConfig,
-    factory: Arc<dyn ConnectionFactory<C>>,
-    slots: Box<[CachePadded<Slot<C>>]>,
-    idle: Box<[IndexStack]>,
-    vacant: IndexStack,
-    waiters: WaitQueue,
+    pub(super) factory: Arc<dyn ConnectionFactory<C>>,
+    pub(super) slots: Box<[CachePadded<Slot<C>>]>,
+    pub(super) idle: Box<[IndexStack]>,
+    pub(super) vacant: IndexStack,
+    pub(super) waiters: WaitQueue,
     pub(crate) refs: GuardRefs,
-    gate: CreateGate,
+    pub(super) gate: CreateGate,
     closed: CachePadded<AtomicBool>,
     next_id: AtomicU64,
     pub(crate) epoch: Instant,
     fair: bool,
+    /// Coarse clock, nanoseconds since `epoch`: ticked by maintenance and by
+    /// slow paths, read (instead of the real clock) on release.
+    clock: CachePadded<AtomicU64>,
+    /// Whether returned connections are checked against lifetime and aging.
+    retire_on_return: bool,
+    pub(super) listener: Option<Arc<dyn PoolEventListener>>,
+    /// Leak detection and the borrow traces it needs.
+    pub(super) leaks: Mutex<Option<LeakDetector>>,
+    track_borrows: AtomicBool,
+    /// The maintenance registration, until `close()`.
+    pub(super) maintenance: Mutex<Option<Registration>>,
 }
 
 impl<C: Send + 'static> Inner<C> {
@@ -85,8 +91,18 @@ impl<C: Send + 'static> Inner<C> {
             closed: CachePadded::new(AtomicBool::new(false)),
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
+            clock: CachePadded::new(AtomicU64::new(0)),
+            retire_on_return: config.max_lifetime.is_some() || config.aging_policy.is_some(),
+            listener: config.event_listener.as_ref().map(|l| Arc::clone(&l.0)),
+            leaks: Mutex::default(),
+            track_borrows: AtomicBool::new(false),
+            maintenance: Mutex::default(),
             config,
         };
+        if let Some(threshold) = inner.config.leak_detection_threshold {
+            let interval = inner.config.effective_maintenance_interval();
+            inner.attach_leak_detector(LeakDetector::new(threshold, interval));
+        }
         for n in 0..inner.config.initial_size {
             let index = inner.vacant.pop(&*inner.slots).expect("initial_size <= max_size");
             // On error `inner` is dropped, which closes what was created.
@@ -180,6 +196,9 @@ impl<C: Send + 'static> Inner<C> {
                 Some(Grant::Closed) => return Err(PoolError::PoolClosed),
                 Some(Grant::Retry) => {}
                 None if Instant::now() >= deadline => {
+                    if let Some(listener) = &self.listener {
+                        listener.on_timeout(timeout);
+                    }
                     return Err(match self.gate.error_since(start) {
                         Some(error) => PoolError::Factory(error),
                         None => PoolError::ConnectionTimeout(timeout),
@@ -217,7 +236,7 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Moves idle connections and vacant slots to waiters, oldest first,
     /// until one of the two runs out. Callers fence before calling.
-    fn serve_waiters(&self) {
+    pub(super) fn serve_waiters(&self) {
         let home = home_shard(self.shards());
         while !self.waiters.is_empty() {
             let grant = if let Some(index) = self.pop_idle(home) {
@@ -262,7 +281,7 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Reserves a vacant slot if there is one and creation is allowed.
-    fn reserve_vacant(&self) -> Option<u32> {
+    pub(super) fn reserve_vacant(&self) -> Option<u32> {
         if self.vacant.is_empty() || self.gate.permit().is_err() {
             return None;
         }
@@ -279,12 +298,24 @@ impl<C: Send + 'static> Inner<C> {
         // it by the wait queue, so it owns the slot exclusively.
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
         slot.set_state(slot::IN_USE);
-        if self.config.validate_on_acquire && !self.is_valid(&conn) {
+        if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
             slot.set_state(slot::CLOSING);
             self.close_connection(conn, slot.id(), CloseReason::Validation);
             return None;
         }
-        Some(Lease { slot: index, conn, id: slot.lend() })
+        Some(self.lease(index, conn))
+    }
+
+    /// Counts the borrow and records who made it (while leak detection is on).
+    #[inline]
+    fn lease(&self, index: u32, conn: C) -> Lease<C> {
+        let slot = &self.slots[index as usize];
+        // Relaxed: a stale `false` just skips tracing one borrow.
+        if self.track_borrows.load(Ordering::Relaxed) {
+            let backtraces = self.leaks.lock().as_ref().is_some_and(|d| d.captures_backtraces());
+            *slot.trace() = Some(BorrowTrace::capture(backtraces));
+        }
+        Lease { slot: index, conn, id: slot.lend() }
     }
 
     /// Creates a connection in a reserved slot and leases it.
@@ -294,13 +325,12 @@ impl<C: Send + 'static> Inner<C> {
             self.discard(index, conn, CloseReason::Shutdown);
             return Err(PoolError::PoolClosed);
         }
-        let id = self.slots[index as usize].lend();
-        Ok(Lease { slot: index, conn, id })
+        Ok(self.lease(index, conn))
     }
 
     /// Runs `factory.create` for a reserved slot. On failure (or panic) the
     /// slot goes back to the vacant stack and the gate starts backing off.
-    fn create_in(&self, index: u32) -> Result<C> {
+    pub(super) fn create_in(&self, index: u32) -> Result<C> {
         let slot = &self.slots[index as usize];
         slot.set_state(slot::CREATING);
         let outcome = match catch_unwind(AssertUnwindSafe(|| self.factory.create())) {
@@ -315,8 +345,13 @@ impl<C: Send + 'static> Inner<C> {
             Ok(conn) => {
                 // Relaxed: ids only need to be unique.
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                slot.born(id, self.epoch.elapsed());
+                let now = self.epoch.elapsed();
+                self.tick(now);
+                slot.born(id, now, self.lifetime_for(id));
                 slot.set_state(slot::IN_USE);
+                if let Some(listener) = &self.listener {
+                    listener.on_create(id);
+                }
                 if self.gate.on_success() {
                     log::info!("pool {:?}: connection factory recovered", self.config.name);
                     // Waiters held back by the backoff may create now.
@@ -329,23 +364,135 @@ impl<C: Send + 'static> Inner<C> {
                 log::warn!("pool {:?}: creating a connection failed: {error}", self.config.name);
                 self.gate.on_failure(Instant::now(), error.clone());
                 self.free_slot(index);
+                // Refill will be due once the backoff allows another try.
+                self.wake_maintenance();
                 Err(PoolError::Factory(error))
             }
         }
     }
 
     /// Takes back a guard's connection: recycled into the pool if it is
-    /// healthy and the pool open, closed otherwise.
-    pub(crate) fn release(&self, index: u32, mut conn: C, broken: bool) {
-        if broken {
-            self.discard(index, conn, CloseReason::Broken);
+    /// healthy and the pool open, closed otherwise (for `close`, if given).
+    pub(crate) fn release(&self, index: u32, mut conn: C, close: Option<CloseReason>) {
+        let slot = &self.slots[index as usize];
+        if let Some(trace) = slot.take_trace() {
+            self.returned(slot.id(), &trace);
+        }
+        if let Some(reason) = close {
+            self.discard(index, conn, reason);
         } else if self.is_closed() {
             self.discard(index, conn, CloseReason::Shutdown);
         } else if let Err(reason) = self.recycle(&mut conn) {
             self.discard(index, conn, reason);
+        } else if self.retire_on_return && self.is_expired(slot, self.now_nanos()) {
+            self.discard(index, conn, CloseReason::Lifetime);
         } else {
+            slot.touch(self.now_nanos());
             self.give_back(index, conn);
         }
+    }
+
+    /// Logs (and unlists) a leaked connection that came back.
+    fn returned(&self, id: u64, trace: &BorrowTrace) {
+        if !trace.reported {
+            return;
+        }
+        let detector = self.leaks.lock().clone();
+        if let Some(after) = detector.and_then(|d| d.returned(id)) {
+            log::info!(
+                "pool {:?}: leaked connection {id} returned after {:.1} s",
+                self.config.name,
+                after.as_secs_f64()
+            );
+        }
+    }
+
+    /// The coarse clock, nanoseconds since the epoch.
+    #[inline]
+    pub(super) fn now_nanos(&self) -> u64 {
+        // Relaxed: a clock reading; staleness is bounded by the tick interval.
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    /// Advances the coarse clock to `since_epoch` (never backwards).
+    pub(super) fn tick(&self, since_epoch: Duration) {
+        self.clock.fetch_max(slot::duration_nanos(since_epoch), Ordering::Relaxed);
+    }
+
+    /// A new connection's retirement age: the tightest time limit of
+    /// `max_lifetime` and the aging policy, shortened by up to 5 % (by a
+    /// hash of its id) so connections born together do not retire together.
+    fn lifetime_for(&self, id: u64) -> Option<Duration> {
+        let policy = match self.config.aging_policy {
+            Some(AgingPolicy::TimeBased { max_lifetime } | AgingPolicy::Combined { max_lifetime, .. }) => {
+                Some(max_lifetime)
+            }
+            Some(AgingPolicy::Adaptive { base_lifetime, .. }) => Some(base_lifetime),
+            _ => None,
+        };
+        let limit = [self.config.max_lifetime, policy].into_iter().flatten().min()?;
+        // 0..=50 thousandths of the limit, from a mixed id.
+        let per_mille = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as u32 % 51;
+        Some(limit - limit * per_mille / 1000)
+    }
+
+    /// Whether a connection has reached its lifetime or usage limit.
+    pub(super) fn is_expired(&self, slot: &Slot<C>, now_nanos: u64) -> bool {
+        let lifetime = slot.lifetime_nanos();
+        let scale = self.adaptive_lifetime_scale();
+        let lifetime = if scale == 1.0 || lifetime == u64::MAX { lifetime } else { (lifetime as f64 * scale) as u64 };
+        if now_nanos.saturating_sub(slot.created_nanos()) >= lifetime {
+            return true;
+        }
+        match self.config.aging_policy {
+            Some(AgingPolicy::UsageBased { max_borrows } | AgingPolicy::Combined { max_borrows, .. }) => {
+                slot.borrows() >= max_borrows
+            }
+            Some(AgingPolicy::Adaptive { error_threshold, .. }) => {
+                let borrows = slot.borrows();
+                borrows >= ADAPTIVE_MIN_BORROWS && slot.errors() as f64 / borrows as f64 > error_threshold
+            }
+            _ => false,
+        }
+    }
+
+    /// How `AgingPolicy::Adaptive` scales lifetimes: `threshold / rate`
+    /// over the live connections (errors over borrows), within 0.25..=2.
+    pub(super) fn adaptive_lifetime_scale(&self) -> f64 {
+        let Some(AgingPolicy::Adaptive { error_threshold, .. }) = self.config.aging_policy else {
+            return 1.0;
+        };
+        let (errors, borrows) = self.slots.iter().fold((0u64, 0u64), |(e, b), s| (e + s.errors(), b + s.borrows()));
+        if borrows < ADAPTIVE_MIN_BORROWS {
+            return 1.0;
+        }
+        let rate = errors as f64 / borrows as f64;
+        if rate == 0.0 { 2.0 } else { (error_threshold / rate).clamp(0.25, 2.0) }
+    }
+
+    /// Counts an error its user reported on a borrowed connection.
+    pub(crate) fn record_error(&self, index: u32) {
+        self.slots[index as usize].record_error();
+    }
+
+    /// Records the last query run on a borrowed connection.
+    pub(crate) fn set_query(&self, index: u32, query: String) {
+        let slot = &self.slots[index as usize];
+        let mut trace = slot.trace();
+        trace.get_or_insert_with(|| BorrowTrace::capture(false)).query = Some(query);
+    }
+
+    /// Asks the maintenance thread for a pass as soon as possible.
+    pub(crate) fn wake_maintenance(&self) {
+        if let Some(registration) = self.maintenance.lock().as_ref() {
+            registration.wake();
+        }
+    }
+
+    /// Attaches a leak detector (replacing any other).
+    pub(crate) fn attach_leak_detector(&self, detector: LeakDetector) {
+        *self.leaks.lock() = Some(detector);
+        self.track_borrows.store(true, Ordering::Relaxed);
     }
 
     /// Resets a returned connection, and validates it when configured or
@@ -363,7 +510,26 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     fn is_valid(&self, conn: &C) -> bool {
-        matches!(catch_unwind(AssertUnwindSafe(|| self.factory.validate(conn))), Ok(Ok(true)))
+        self.is_valid_in(conn, None)
+    }
+
+    /// Validates through the configured validator (which may skip a
+    /// connection used within its bypass window), else the factory.
+    pub(super) fn is_valid_in(&self, conn: &C, slot: Option<&Slot<C>>) -> bool {
+        let valid = match &self.config.validator {
+            Some(validator) => {
+                let since_use =
+                    slot.map(|s| Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos())));
+                validator.check_with(&*self.factory, conn, since_use)
+            }
+            None => matches!(catch_unwind(AssertUnwindSafe(|| self.factory.validate(conn))), Ok(Ok(true))),
+        };
+        if !valid {
+            if let Some(slot) = slot {
+                slot.record_error();
+            }
+        }
+        valid
     }
 
     /// Stores a connection in its slot (not yet published), marked `state`.
@@ -380,7 +546,7 @@ impl<C: Send + 'static> Inner<C> {
     /// mode, else onto this thread's shard, then serves any waiter that
     /// registered meanwhile.
     #[inline]
-    fn give_back(&self, index: u32, conn: C) {
+    pub(super) fn give_back(&self, index: u32, conn: C) {
         if self.fair && !self.waiters.is_empty() {
             // Promised to a waiter: counted as borrowed, never as idle.
             self.store(index, conn, slot::IN_USE);
@@ -409,14 +575,17 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Closes a connection the caller owns and frees its slot.
-    fn discard(&self, index: u32, conn: C, reason: CloseReason) {
+    pub(super) fn discard(&self, index: u32, conn: C, reason: CloseReason) {
         let slot = &self.slots[index as usize];
         slot.set_state(slot::CLOSING);
         self.close_connection(conn, slot.id(), reason);
         self.free_slot(index);
     }
 
-    fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
+    pub(super) fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
+        if let Some(listener) = &self.listener {
+            listener.on_close(id, reason);
+        }
         match catch_unwind(AssertUnwindSafe(|| self.factory.close(conn))) {
             Ok(Ok(())) => log::debug!("pool {:?}: closed connection {id} ({reason:?})", self.config.name),
             Ok(Err(e)) => log::warn!("pool {:?}: closing connection {id} ({reason:?}) failed: {e}", self.config.name),
@@ -429,7 +598,7 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Returns a slot to the vacant stack and serves waiters with it.
-    fn free_slot(&self, index: u32) {
+    pub(super) fn free_slot(&self, index: u32) {
         self.slots[index as usize].set_state(slot::VACANT);
         self.vacant.push(&*self.slots, index);
         // SeqCst: as in `give_back`, so a waiter never sleeps beside a
@@ -453,7 +622,8 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Closes the pool: wakes every waiter with `PoolClosed` and closes idle
+    /// Closes the pool: wakes every waiter with `PoolClosed`, stops the
+    /// maintenance (waiting for at most one factory call), and closes idle
     /// connections; borrowed ones are closed as they come back.
     pub(crate) fn close(&self) {
         // SeqCst: the closer half of the handshake with `give_back`: a
@@ -462,6 +632,10 @@ impl<C: Send + 'static> Inner<C> {
             return;
         }
         self.waiters.close();
+        let registration = self.maintenance.lock().take();
+        if let Some(registration) = registration {
+            registration.stop();
+        }
         fence(Ordering::SeqCst);
         self.drain_idle();
         log::debug!("pool {:?}: closed", self.config.name);
@@ -487,6 +661,11 @@ impl<C: Send + 'static> Inner<C> {
         self.slots[index as usize].borrows()
     }
 
+    /// Whether borrow traces are being recorded.
+    pub(super) fn tracks_borrows(&self) -> bool {
+        self.track_borrows.load(Ordering::Relaxed)
+    }
+
     /// Threads waiting right now.
     pub(crate) fn waiting(&self) -> usize {
         self.waiters.len()
@@ -506,6 +685,10 @@ impl<C: Send + 'static> Drop for Inner<C> {
         }
     }
 }
+
+/// Borrows a connection needs before `AgingPolicy::Adaptive` judges its
+/// error rate (so one early error does not retire it).
+pub(crate) const ADAPTIVE_MIN_BORROWS: u64 = 10;
 
 /// A deadline no caller will live to see (a century from `now`).
 fn far_future(now: Instant) -> Instant {

@@ -18,7 +18,8 @@
 use std::time::{Duration, Instant};
 
 use super::index_stack::{Links, NIL};
-use crate::sync::{AtomicU32, AtomicU64, CachePadded, Ordering, UnsafeCell};
+use super::leak::BorrowTrace;
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, MutexGuard, Ordering, UnsafeCell};
 
 /// No connection; the slot is capacity waiting to be used.
 pub(crate) const VACANT: u32 = 0;
@@ -46,6 +47,18 @@ pub(crate) struct Slot<C> {
     created_nanos: AtomicU64,
     /// How many times the current connection has been handed out.
     borrows: AtomicU64,
+    /// Errors seen on the current connection (failed validations and
+    /// resets, errors its users recorded); feeds `AgingPolicy::Adaptive`.
+    errors: AtomicU64,
+    /// When it was last returned, on the pool's coarse clock (nanoseconds
+    /// since the epoch).
+    last_used_nanos: AtomicU64,
+    /// Its (jittered) retirement age in nanoseconds; `u64::MAX` for none.
+    lifetime_nanos: AtomicU64,
+    /// Who borrowed it, while leak detection is on or a query was recorded.
+    trace: Mutex<Option<BorrowTrace>>,
+    /// Whether `trace` may be `Some`, so release skips the lock otherwise.
+    traced: AtomicBool,
 }
 
 // SAFETY: the connection cell is only accessed by the slot's single owner
@@ -63,6 +76,11 @@ impl<C> Slot<C> {
             id: AtomicU64::new(0),
             created_nanos: AtomicU64::new(0),
             borrows: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_used_nanos: AtomicU64::new(0),
+            lifetime_nanos: AtomicU64::new(u64::MAX),
+            trace: Mutex::default(),
+            traced: AtomicBool::new(false),
         }
     }
 
@@ -102,10 +120,69 @@ impl<C> Slot<C> {
     }
 
     /// Records a freshly created connection's identity. Called by the owner.
-    pub(crate) fn born(&self, id: u64, created: Duration) {
+    pub(crate) fn born(&self, id: u64, created: Duration, lifetime: Option<Duration>) {
+        let created = duration_nanos(created);
         self.id.store(id, Ordering::Relaxed);
-        self.created_nanos.store(duration_nanos(created), Ordering::Relaxed);
+        self.created_nanos.store(created, Ordering::Relaxed);
+        self.last_used_nanos.store(created, Ordering::Relaxed);
         self.borrows.store(0, Ordering::Relaxed);
+        self.errors.store(0, Ordering::Relaxed);
+        self.lifetime_nanos.store(lifetime.map_or(u64::MAX, duration_nanos), Ordering::Relaxed);
+    }
+
+    /// Stamps the time the connection came back (coarse clock). Called by the owner.
+    #[inline]
+    pub(crate) fn touch(&self, now_nanos: u64) {
+        self.last_used_nanos.store(now_nanos, Ordering::Relaxed);
+    }
+
+    /// When it was last returned, in nanoseconds since the epoch.
+    pub(crate) fn last_used_nanos(&self) -> u64 {
+        self.last_used_nanos.load(Ordering::Relaxed)
+    }
+
+    /// When it was created, in nanoseconds since the epoch.
+    pub(crate) fn created_nanos(&self) -> u64 {
+        self.created_nanos.load(Ordering::Relaxed)
+    }
+
+    /// Its retirement age in nanoseconds (`u64::MAX`: none).
+    pub(crate) fn lifetime_nanos(&self) -> u64 {
+        self.lifetime_nanos.load(Ordering::Relaxed)
+    }
+
+    /// Counts an error on the current connection.
+    pub(crate) fn record_error(&self) {
+        // Relaxed: a statistic read by maintenance.
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Errors seen on the current connection.
+    pub(crate) fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// The borrow trace, locked; the caller may fill it in.
+    pub(crate) fn trace(&self) -> MutexGuard<'_, Option<BorrowTrace>> {
+        // Relaxed: only the slot's owner sets it, before publishing the slot.
+        self.traced.store(true, Ordering::Relaxed);
+        self.trace.lock()
+    }
+
+    /// The borrow trace, locked, for a reader that fills nothing in.
+    pub(crate) fn peek_trace(&self) -> MutexGuard<'_, Option<BorrowTrace>> {
+        self.trace.lock()
+    }
+
+    /// Takes the borrow trace when the connection comes back; no lock
+    /// unless one was recorded. Called by the owner.
+    #[inline]
+    pub(crate) fn take_trace(&self) -> Option<BorrowTrace> {
+        if !self.traced.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.traced.store(false, Ordering::Relaxed);
+        self.trace.lock().take()
     }
 
     /// Counts one more borrow; returns the connection's id. Called by the owner.

@@ -1,0 +1,314 @@
+//! The maintenance pass of one pool, run by its [`MaintenanceService`].
+//!
+//! Each pass: ticks the coarse clock; retires idle connections past their
+//! lifetime, usage or error limits, or idle past `idle_timeout` (never below
+//! `min_size`); validates idle connections due for keep-alive; refills to
+//! `min_size`; with adaptive sizing, creates ahead when no connection is
+//! idle and shrinks a surplus that has idled for several passes; and
+//! reports leaks. Connections are inspected by popping a shard's idle
+//! stack and pushing the survivors back at once; factory calls happen only
+//! after that, on connections the pass owns, never on a borrowed one.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::events::CloseReason;
+use super::inner::Inner;
+use super::maintenance::{Maintain, MaintenanceService, Task};
+use super::slot::{self, duration_nanos};
+use crate::sync::{Ordering, fence};
+
+/// Passes a surplus must persist before adaptive sizing shrinks it.
+const SHRINK_AFTER_PASSES: u32 = 4;
+
+/// A pool's place in a maintenance service.
+pub(crate) struct Registration {
+    service: MaintenanceService,
+    task: Arc<Task>,
+    /// The service is the pool's own and stops with it.
+    dedicated: bool,
+}
+
+impl Registration {
+    /// Registers the pool at `inner` with its configured service (or a new
+    /// one of its own). The job holds a guard reference, so the pool's
+    /// memory outlives it.
+    pub(crate) fn start<C: Send + 'static>(inner: NonNull<Inner<C>>) {
+        // SAFETY: called by `ConnectionPool::new` on a freshly leaked,
+        // live `Inner`.
+        let pool = unsafe { inner.as_ref() };
+        let (service, dedicated) = match &pool.config.maintenance_service {
+            Some(service) => (service.clone(), false),
+            None => (MaintenanceService::new(&pool.config.name), true),
+        };
+        pool.refs.acquire(0);
+        let task = service.register(Box::new(PoolJob { inner, surplus_passes: 0, min_surplus: usize::MAX }));
+        *pool.maintenance.lock() = Some(Registration { service, task, dedicated });
+    }
+
+    /// Asks for a pass as soon as possible.
+    pub(crate) fn wake(&self) {
+        self.service.wake(&self.task);
+    }
+
+    /// Unregisters (waiting for a pass in progress) and stops a dedicated thread.
+    pub(crate) fn stop(self) {
+        if self.service.is_current_thread() {
+            // Closed from inside our own pass (say by an event listener):
+            // the service drops the job when the pass returns.
+            self.task.cancel();
+        } else {
+            self.service.unregister(&self.task);
+        }
+        if self.dedicated {
+            self.service.shutdown();
+        }
+    }
+}
+
+/// The job a service runs for one pool.
+struct PoolJob<C: Send + 'static> {
+    inner: NonNull<Inner<C>>,
+    /// Consecutive passes that found idle connections beyond `min_size`.
+    surplus_passes: u32,
+    /// The smallest surplus seen over those passes.
+    min_surplus: usize,
+}
+
+// SAFETY: `Inner<C>` is shared between threads by design and the job holds
+// a guard reference that keeps it allocated (see `Registration::start`).
+unsafe impl<C: Send + 'static> Send for PoolJob<C> {}
+
+impl<C: Send + 'static> Drop for PoolJob<C> {
+    fn drop(&mut self) {
+        // SAFETY: the job's guard reference keeps `inner` allocated until
+        // this release.
+        let pool = unsafe { self.inner.as_ref() };
+        if pool.refs.release(0) {
+            // SAFETY: the last reference: nothing else reaches `inner`,
+            // which came from `Box::leak` in `ConnectionPool::new`.
+            drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+        }
+    }
+}
+
+impl<C: Send + 'static> Maintain for PoolJob<C> {
+    fn run(&mut self, now: Instant) -> Instant {
+        // SAFETY: as in `Drop`: the job's reference keeps `inner` alive.
+        let pool = unsafe { self.inner.as_ref() };
+        let mut interval = pool.config.effective_maintenance_interval();
+        if let Some(detector) = pool.leaks.lock().as_ref() {
+            interval = interval.min(detector.check_interval());
+        }
+        pool.maintain(now, interval, self);
+        let next = now + interval;
+        match pool.gate.retry_at() {
+            Some(retry) if retry < next && pool.live() < pool.config.min_size => retry,
+            _ => next,
+        }
+    }
+}
+
+impl<C: Send + 'static> Inner<C> {
+    fn maintain(&self, now: Instant, interval: Duration, job: &mut PoolJob<C>) {
+        self.tick(now.saturating_duration_since(self.epoch));
+        if self.is_closed() {
+            return;
+        }
+        let now_nanos = self.now_nanos();
+        self.retire_idle(now_nanos, duration_nanos(interval));
+        if self.config.adaptive_sizing {
+            self.adapt(job);
+        }
+        self.refill();
+        self.scan_leaks(now);
+    }
+
+    /// Retires expired idle connections and keeps the others alive.
+    fn retire_idle(&self, now: u64, interval: u64) {
+        // Stamps are taken on a clock up to one interval stale; waiting one
+        // interval more never retires a connection early.
+        let idle_limit = self.config.idle_timeout.map(|d| duration_nanos(d).saturating_add(interval));
+        let keepalive = self.config.validator.as_ref().and_then(|v| v.keepalive_interval()).map(duration_nanos);
+        let mut live = self.live();
+        let mut retire = Vec::new();
+        let mut check = Vec::new();
+        for stack in self.idle.iter() {
+            let mut popped = Vec::new();
+            while let Some(index) = stack.pop(&*self.slots) {
+                popped.push(index);
+            }
+            let mut keep = Vec::with_capacity(popped.len());
+            for index in popped {
+                let slot = &self.slots[index as usize];
+                let idle_for = now.saturating_sub(slot.last_used_nanos());
+                if self.is_expired(slot, now) {
+                    retire.push((index, CloseReason::Lifetime));
+                    live -= 1;
+                } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size {
+                    retire.push((index, CloseReason::Idle));
+                    live -= 1;
+                } else if keepalive.is_some_and(|k| idle_for >= k) {
+                    check.push(index);
+                } else {
+                    keep.push(index);
+                }
+            }
+            // Reverse pop order restores the stack as it was.
+            for &index in keep.iter().rev() {
+                stack.push(&*self.slots, index);
+            }
+            self.after_push();
+        }
+        for (index, reason) in retire {
+            self.close_owned(index, reason);
+        }
+        for index in check {
+            self.keep_alive(index, now);
+        }
+    }
+
+    /// Validates one idle connection the pass owns; puts it back or closes it.
+    fn keep_alive(&self, index: u32, now: u64) {
+        if self.is_closed() {
+            self.close_owned(index, CloseReason::Shutdown);
+            return;
+        }
+        let slot = &self.slots[index as usize];
+        // SAFETY: popped from an idle stack by this pass, so owned by it.
+        let Some(conn) = (unsafe { slot.take() }) else { return };
+        if self.is_valid_in(&conn, None) {
+            slot.touch(now);
+            self.give_back(index, conn);
+        } else {
+            self.discard(index, conn, CloseReason::Validation);
+        }
+    }
+
+    /// Closes an idle connection the pass popped, freeing its slot.
+    fn close_owned(&self, index: u32, reason: CloseReason) {
+        let slot = &self.slots[index as usize];
+        // SAFETY: popped from an idle stack by this pass, so owned by it.
+        if let Some(conn) = unsafe { slot.take() } {
+            self.discard(index, conn, reason);
+        }
+    }
+
+    /// After pushing connections back: serve any thread that started
+    /// waiting while they were out (the releaser half of the handshake).
+    fn after_push(&self) {
+        // SeqCst: pairs with the waiter's fence in `wait_for_grant`.
+        fence(Ordering::SeqCst);
+        if !self.waiters.is_empty() {
+            self.serve_waiters();
+        }
+    }
+
+    /// Creates connections until `min_size` are open (or creation fails).
+    fn refill(&self) {
+        while !self.is_closed() && self.live() < self.config.min_size {
+            if !self.create_idle() {
+                return;
+            }
+        }
+    }
+
+    /// Creates one connection and makes it available. `false` if none could be.
+    fn create_idle(&self) -> bool {
+        let Some(index) = self.reserve_vacant() else { return false };
+        match self.create_in(index) {
+            Ok(conn) if self.is_closed() => {
+                self.discard(index, conn, CloseReason::Shutdown);
+                false
+            }
+            Ok(conn) => {
+                self.give_back(index, conn);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Adaptive sizing: grow by a quarter when a pass finds nothing idle and
+    /// most connections borrowed; close the smallest surplus over
+    /// `min_size` seen over [`SHRINK_AFTER_PASSES`] passes that all had one.
+    fn adapt(&self, job: &mut PoolJob<C>) {
+        let idle = self.count(slot::IDLE);
+        let live = self.live();
+        if idle == 0 && live < self.config.max_size && self.count(slot::IN_USE) * 4 >= live * 3 {
+            let grow = (live / 4).max(1).min(self.config.max_size - live);
+            log::debug!("pool {:?}: adaptive sizing creates {grow} ahead of demand", self.config.name);
+            for _ in 0..grow {
+                if !self.create_idle() {
+                    break;
+                }
+            }
+        }
+        let surplus = idle.min(live.saturating_sub(self.config.min_size));
+        if surplus == 0 {
+            job.surplus_passes = 0;
+            job.min_surplus = usize::MAX;
+            return;
+        }
+        job.surplus_passes += 1;
+        job.min_surplus = job.min_surplus.min(surplus);
+        if job.surplus_passes >= SHRINK_AFTER_PASSES {
+            log::debug!("pool {:?}: adaptive sizing closes {} surplus idle", self.config.name, job.min_surplus);
+            self.shrink(job.min_surplus);
+            job.surplus_passes = 0;
+            job.min_surplus = usize::MAX;
+        }
+    }
+
+    /// Closes up to `count` idle connections, least recently used first.
+    fn shrink(&self, count: usize) {
+        let mut popped = Vec::new();
+        for stack in self.idle.iter() {
+            while let Some(index) = stack.pop(&*self.slots) {
+                popped.push(index);
+            }
+        }
+        popped.sort_by_key(|&i| self.slots[i as usize].last_used_nanos());
+        let keep = popped.split_off(count.min(popped.len()));
+        let home = &self.idle[0];
+        for &index in keep.iter().rev() {
+            home.push(&*self.slots, index);
+        }
+        self.after_push();
+        for index in popped {
+            self.close_owned(index, CloseReason::Idle);
+        }
+    }
+
+    /// Reports connections borrowed for longer than the leak threshold, once each.
+    fn scan_leaks(&self, now: Instant) {
+        if !self.tracks_borrows() {
+            return;
+        }
+        let Some(detector) = self.leaks.lock().clone() else { return };
+        for slot in self.slots.iter().filter(|s| s.state() == slot::IN_USE) {
+            let mut trace = slot.peek_trace();
+            let Some(t) = trace.as_mut() else { continue };
+            if t.reported || now.saturating_duration_since(t.acquired) < detector.threshold() {
+                continue;
+            }
+            t.reported = true;
+            let (acquired, info) = (t.acquired, t.to_info(slot.id(), now));
+            drop(trace);
+            if detector.report(acquired, info.clone()) {
+                log::warn!(
+                    "pool {:?}: connection {} leaked: borrowed {:.1} s ago by thread {:?}{}",
+                    self.config.name,
+                    info.connection_id,
+                    info.active_duration.as_secs_f64(),
+                    info.thread_name.as_deref().unwrap_or("<unnamed>"),
+                    info.last_query.as_deref().map(|q| format!(", last query: {q}")).unwrap_or_default(),
+                );
+                if let Some(listener) = &self.listener {
+                    listener.on_leak(&info);
+                }
+            }
+        }
+    }
+}
