@@ -610,7 +610,7 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Closes every idle connection.
-    fn drain_idle(&self) {
+    pub(super) fn drain_idle(&self) {
         for stack in self.idle.iter() {
             while let Some(index) = stack.pop(&*self.slots) {
                 let slot = &self.slots[index as usize];

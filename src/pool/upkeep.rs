@@ -161,20 +161,29 @@ impl<C: Send + 'static> Inner<C> {
             }
             self.after_push();
         }
-        for (index, reason) in retire {
-            self.close_owned(index, reason);
+        // Between factory calls, stop early if the pool closes: what is left
+        // goes back to the stacks for `close()` to drain, so closing waits
+        // for at most the one factory call in progress.
+        let mut owned = retire.into_iter().chain(check.into_iter().map(|i| (i, CloseReason::Validation)));
+        for (index, reason) in owned.by_ref() {
+            if self.is_closed() {
+                self.idle[0].push(&*self.slots, index);
+                break;
+            }
+            if reason == CloseReason::Validation {
+                self.keep_alive(index, now);
+            } else {
+                self.close_owned(index, reason);
+            }
         }
-        for index in check {
-            self.keep_alive(index, now);
+        for (index, _) in owned {
+            self.idle[0].push(&*self.slots, index);
         }
+        self.after_push();
     }
 
     /// Validates one idle connection the pass owns; puts it back or closes it.
     fn keep_alive(&self, index: u32, now: u64) {
-        if self.is_closed() {
-            self.close_owned(index, CloseReason::Shutdown);
-            return;
-        }
         let slot = &self.slots[index as usize];
         // SAFETY: popped from an idle stack by this pass, so owned by it.
         let Some(conn) = (unsafe { slot.take() }) else { return };
@@ -198,9 +207,12 @@ impl<C: Send + 'static> Inner<C> {
     /// After pushing connections back: serve any thread that started
     /// waiting while they were out (the releaser half of the handshake).
     fn after_push(&self) {
-        // SeqCst: pairs with the waiter's fence in `wait_for_grant`.
+        // SeqCst: pairs with the waiter's fence in `wait_for_grant` and
+        // the closer's in `close`, as in `give_back`.
         fence(Ordering::SeqCst);
-        if !self.waiters.is_empty() {
+        if self.is_closed() {
+            self.drain_idle();
+        } else if !self.waiters.is_empty() {
             self.serve_waiters();
         }
     }
