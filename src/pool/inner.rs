@@ -580,6 +580,10 @@ impl<C: Send + 'static> Inner<C> {
         slot.set_state(slot::CLOSING);
         self.close_connection(conn, slot.id(), reason);
         self.free_slot(index);
+        if reason != CloseReason::Shutdown && self.live() < self.config.min_size {
+            // Refill now rather than at the next scheduled pass.
+            self.wake_maintenance();
+        }
     }
 
     pub(super) fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
