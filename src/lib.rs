@@ -15,6 +15,10 @@
 //!                                       onto the home shard            (else wait, FIFO, with timeout)
 //! ```
 //!
+//! [`runtime::CoreRuntime`] runs one worker thread per core, each pinned to
+//! its core and bound to its own shard, for applications that want jobs run
+//! next to the connections they use.
+//!
 //! ## Quick start
 //!
 //! ```
@@ -57,6 +61,7 @@
 
 pub mod adapters;
 pub mod pool;
+pub mod runtime;
 mod sync;
 
 /// The README's Rust examples, compiled and run as doc tests.
