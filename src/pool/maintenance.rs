@@ -7,7 +7,9 @@
 //! private service, so a pool has one thread named `rusty-db-maint-<name>`;
 //! give many pools one shared service
 //! ([`PoolConfigBuilder::maintenance_service`](super::PoolConfigBuilder::maintenance_service))
-//! so that 300 pools do not mean 300 threads.
+//! so that 300 pools do not mean 300 threads. A pool's own thread stops
+//! when the pool closes; a shared one when the last clone of the service
+//! (the caller's, and those its pools keep) is dropped.
 //!
 //! A pass holds its pool's task lock; `close()` takes that lock to
 //! unregister, so it waits for at most the pass in progress, which checks
@@ -89,6 +91,18 @@ struct Service {
 #[derive(Clone)]
 pub struct MaintenanceService {
     service: Arc<Service>,
+    /// Shared by the handles but not by the thread (which holds `service`):
+    /// dropping the last handle stops and joins the thread.
+    _owner: Arc<Owner>,
+}
+
+/// Stops its service's thread when the last handle lets go of it.
+struct Owner(Arc<Service>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }
 
 impl fmt::Debug for MaintenanceService {
@@ -104,7 +118,9 @@ impl PartialEq for MaintenanceService {
 }
 
 impl MaintenanceService {
-    /// Starts a service thread named `rusty-db-maint-<name>`.
+    /// Starts a service thread named `rusty-db-maint-<name>`. It runs until
+    /// the last clone of the service is dropped (pools hold one until they
+    /// close and are dropped).
     pub fn new(name: &str) -> Self {
         let service = Arc::new(Service {
             name: name.to_string(),
@@ -123,7 +139,7 @@ impl MaintenanceService {
             // Without a thread, pools still work; only background upkeep stops.
             Err(e) => log::error!("maintenance service {name:?}: cannot start its thread: {e}"),
         }
-        MaintenanceService { service }
+        MaintenanceService { _owner: Arc::new(Owner(Arc::clone(&service))), service }
     }
 
     /// How many pools are registered.
@@ -133,7 +149,7 @@ impl MaintenanceService {
 
     /// Whether the caller is this service's thread.
     pub(crate) fn is_current_thread(&self) -> bool {
-        *self.service.thread_id.lock() == Some(thread::current().id())
+        self.service.is_current_thread()
     }
 
     /// Registers a pool's job; its first pass runs at once.
@@ -165,20 +181,30 @@ impl MaintenanceService {
 
     /// Stops the thread and joins it (unless called from it).
     pub(crate) fn shutdown(&self) {
-        self.service.state.lock().stop = true;
-        self.service.cv.notify_one();
-        if self.is_current_thread() {
-            return;
-        }
-        if let Some(handle) = self.service.thread.lock().take() {
-            if handle.join().is_err() {
-                log::error!("maintenance service {:?}: its thread panicked", self.service.name);
-            }
-        }
+        self.service.shutdown();
     }
 }
 
 impl Service {
+    fn is_current_thread(&self) -> bool {
+        *self.thread_id.lock() == Some(thread::current().id())
+    }
+
+    /// Stops the thread and joins it; from the thread itself, only stops it
+    /// (it exits once the pass in progress returns).
+    fn shutdown(&self) {
+        self.state.lock().stop = true;
+        self.cv.notify_one();
+        if self.is_current_thread() {
+            return;
+        }
+        if let Some(handle) = self.thread.lock().take() {
+            if handle.join().is_err() {
+                log::error!("maintenance service {:?}: its thread panicked", self.name);
+            }
+        }
+    }
+
     fn run(&self) {
         let mut state = self.state.lock();
         loop {

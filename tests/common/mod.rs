@@ -9,10 +9,13 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use rusty_db::pool::{ConnectionFactory, PoolConfig, PoolConfigBuilder, PoolError, PooledConnectionGuard, Result};
+use rusty_db::pool::{
+    CloseReason, ConnectionFactory, LeakInfo, PoolConfig, PoolConfigBuilder, PoolError, PoolEventListener,
+    PooledConnectionGuard, Result,
+};
 
 /// What a factory hook does when it is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,16 @@ pub struct TrackingFactory {
     create_delay_micros: AtomicU64,
     closed_serials: Mutex<Vec<u64>>,
     violations: Mutex<Vec<String>>,
+    validate_delay_micros: AtomicU64,
+    /// Queries passed to `validate_query`, in call order.
+    validation_queries: Mutex<Vec<String>>,
+    /// Where creates and validations block on demand.
+    create_hold: Hold,
+    validate_hold: Hold,
+    /// The name of the thread that ran each `create`, in call order.
+    creator_threads: Mutex<Vec<Option<String>>>,
+    /// When each `create` was called.
+    attempt_times: Mutex<Vec<Instant>>,
 }
 
 impl Default for TrackingFactory {
@@ -95,6 +108,12 @@ impl Default for TrackingFactory {
             create_delay_micros: AtomicU64::new(0),
             closed_serials: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
+            validate_delay_micros: AtomicU64::new(0),
+            validation_queries: Mutex::new(Vec::new()),
+            create_hold: Hold::default(),
+            validate_hold: Hold::default(),
+            creator_threads: Mutex::new(Vec::new()),
+            attempt_times: Mutex::new(Vec::new()),
         }
     }
 }
@@ -160,6 +179,50 @@ impl TrackingFactory {
         self.create_delay_micros.store(delay.as_micros() as u64, SeqCst);
     }
 
+    /// Makes every `validate` (and `validate_query`) sleep this long first.
+    pub fn set_validate_delay(&self, delay: Duration) {
+        self.validate_delay_micros.store(delay.as_micros() as u64, SeqCst);
+    }
+    /// The queries a `ConnectionValidator` sent through `validate_query`.
+    pub fn validation_queries(&self) -> Vec<String> {
+        self.validation_queries.lock().unwrap().clone()
+    }
+
+    /// The next `n` creates run; later ones block inside `create` until
+    /// [`release_creates`](Self::release_creates).
+    pub fn hold_creates_after(&self, n: usize) {
+        self.create_hold.hold_after(n);
+    }
+    /// Lets held creates (and every later one) run.
+    pub fn release_creates(&self) {
+        self.create_hold.release();
+    }
+    /// Creates blocked at the hold right now.
+    pub fn creates_held(&self) -> usize {
+        self.create_hold.waiting()
+    }
+    /// Like [`hold_creates_after`](Self::hold_creates_after), for `validate`.
+    pub fn hold_validations_after(&self, n: usize) {
+        self.validate_hold.hold_after(n);
+    }
+    /// Lets held validations (and every later one) run.
+    pub fn release_validations(&self) {
+        self.validate_hold.release();
+    }
+    /// Validations blocked at the hold right now.
+    pub fn validations_held(&self) -> usize {
+        self.validate_hold.waiting()
+    }
+    /// Calls to `create` made on threads whose name starts with `prefix`.
+    pub fn creates_on_threads_named(&self, prefix: &str) -> usize {
+        let names = self.creator_threads.lock().unwrap();
+        names.iter().filter(|n| n.as_deref().is_some_and(|n| n.starts_with(prefix))).count()
+    }
+    /// When each `create` was called, in call order.
+    pub fn create_attempt_times(&self) -> Vec<Instant> {
+        self.attempt_times.lock().unwrap().clone()
+    }
+
     fn violation(&self, what: String) {
         self.violations.lock().unwrap().push(what);
     }
@@ -182,6 +245,54 @@ impl TrackingFactory {
     }
 }
 
+/// A point where calls block on demand: after `hold_after(n)`, the next `n`
+/// calls pass and later ones wait for `release()`.
+#[derive(Debug)]
+struct Hold {
+    budget: AtomicUsize,
+    waiting: Mutex<usize>,
+    released: Condvar,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold { budget: AtomicUsize::new(usize::MAX), waiting: Mutex::new(0), released: Condvar::new() }
+    }
+}
+
+impl Hold {
+    fn hold_after(&self, n: usize) {
+        self.budget.store(n, SeqCst);
+    }
+
+    fn release(&self) {
+        self.budget.store(usize::MAX, SeqCst);
+        let _waiting = self.waiting.lock().unwrap();
+        self.released.notify_all();
+    }
+
+    fn waiting(&self) -> usize {
+        *self.waiting.lock().unwrap()
+    }
+
+    /// Passes if the budget allows (or nothing is held), else blocks until released.
+    fn pass(&self) {
+        if self
+            .budget
+            .fetch_update(SeqCst, SeqCst, |b| if b == usize::MAX { Some(b) } else { b.checked_sub(1) })
+            .is_ok()
+        {
+            return;
+        }
+        let mut waiting = self.waiting.lock().unwrap();
+        *waiting += 1;
+        while self.budget.load(SeqCst) != usize::MAX {
+            waiting = self.released.wait(waiting).unwrap();
+        }
+        *waiting -= 1;
+    }
+}
+
 /// Undoes the `open` count of a create that fails or panics.
 struct OpenSlot<'a>(&'a AtomicUsize, bool);
 
@@ -196,6 +307,9 @@ impl Drop for OpenSlot<'_> {
 impl ConnectionFactory<TestConn> for TrackingFactory {
     fn create(&self) -> Result<TestConn> {
         self.create_attempts.fetch_add(1, SeqCst);
+        self.attempt_times.lock().unwrap().push(Instant::now());
+        self.creator_threads.lock().unwrap().push(std::thread::current().name().map(str::to_owned));
+        self.create_hold.pass();
         // Counted before the connection exists, so that "creating" counts too.
         let open = self.open.fetch_add(1, SeqCst) + 1;
         self.max_open.fetch_max(open, SeqCst);
@@ -229,12 +343,23 @@ impl ConnectionFactory<TestConn> for TrackingFactory {
     fn validate(&self, conn: &TestConn) -> Result<bool> {
         self.validated.fetch_add(1, SeqCst);
         self.check_owned_by_pool(conn, "validate");
+        self.validate_hold.pass();
+        let delay = self.validate_delay_micros.load(SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
         match conn.validate {
             Outcome::Pass => Ok(true),
             Outcome::Fail => Ok(false),
             Outcome::Error => Err(PoolError::factory(FACTORY_ERROR)),
             Outcome::Panic => panic!("{FACTORY_PANIC}"),
         }
+    }
+
+    /// Records the query, then answers like `validate`.
+    fn validate_query(&self, conn: &TestConn, query: &str) -> Result<bool> {
+        self.validation_queries.lock().unwrap().push(query.to_string());
+        self.validate(conn)
     }
 
     fn reset(&self, conn: &mut TestConn) -> Result<()> {
@@ -339,4 +464,199 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+}
+
+/// One thing a pool reported to its [`EventLog`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Create(u64),
+    Acquire(u64, Duration),
+    Release(u64, Duration),
+    Timeout(Duration),
+    Close(u64, CloseReason),
+    Leak(LeakInfo),
+}
+
+/// An event, when it happened, and the name of the thread it happened on.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub event: Event,
+    pub at: Instant,
+    pub thread: Option<String>,
+}
+
+/// A `PoolEventListener` that records everything.
+#[derive(Debug, Default)]
+pub struct EventLog {
+    events: Mutex<Vec<Logged>>,
+}
+
+impl EventLog {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn push(&self, event: Event) {
+        let thread = std::thread::current().name().map(str::to_owned);
+        self.events.lock().unwrap().push(Logged { event, at: Instant::now(), thread });
+    }
+
+    /// Everything so far, in order.
+    pub fn all(&self) -> Vec<Logged> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Ids of the connections closed for `reason`, in order.
+    pub fn closed_for(&self, reason: CloseReason) -> Vec<u64> {
+        self.all()
+            .into_iter()
+            .filter_map(|l| match l.event {
+                Event::Close(id, r) if r == reason => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The reason connection `id` was closed for, if it was.
+    pub fn close_reason(&self, id: u64) -> Option<CloseReason> {
+        self.all().into_iter().find_map(|l| match l.event {
+            Event::Close(i, r) if i == id => Some(r),
+            _ => None,
+        })
+    }
+
+    /// When connection `id` was created and when it was closed.
+    pub fn created_at(&self, id: u64) -> Option<Instant> {
+        self.all().into_iter().find(|l| l.event == Event::Create(id)).map(|l| l.at)
+    }
+    pub fn closed_at(&self, id: u64) -> Option<Instant> {
+        self.all().into_iter().find(|l| matches!(l.event, Event::Close(i, _) if i == id)).map(|l| l.at)
+    }
+
+    /// Ids of every connection created.
+    pub fn created(&self) -> Vec<u64> {
+        self.all()
+            .into_iter()
+            .filter_map(|l| match l.event {
+                Event::Create(id) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Leaks reported, in order.
+    pub fn leaks(&self) -> Vec<LeakInfo> {
+        self.all()
+            .into_iter()
+            .filter_map(|l| match l.event {
+                Event::Leak(info) => Some(info),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl PoolEventListener for EventLog {
+    fn on_create(&self, connection_id: u64) {
+        self.push(Event::Create(connection_id));
+    }
+    fn on_acquire(&self, connection_id: u64, wait_time: Duration) {
+        self.push(Event::Acquire(connection_id, wait_time));
+    }
+    fn on_release(&self, connection_id: u64, held_for: Duration) {
+        self.push(Event::Release(connection_id, held_for));
+    }
+    fn on_timeout(&self, waited: Duration) {
+        self.push(Event::Timeout(waited));
+    }
+    fn on_close(&self, connection_id: u64, reason: CloseReason) {
+        self.push(Event::Close(connection_id, reason));
+    }
+    fn on_leak(&self, leak: &LeakInfo) {
+        self.push(Event::Leak(leak.clone()));
+    }
+}
+
+/// Polls `cond` every millisecond for up to `limit`; returns whether it held.
+pub fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+thread_local! {
+    static EXIT_FLAGS: std::cell::RefCell<ExitFlags> = std::cell::RefCell::default();
+}
+
+/// Flags raised by a thread-local destructor, which runs as the thread exits
+/// and before a `join` of it returns.
+#[derive(Default)]
+struct ExitFlags(Vec<Arc<AtomicBool>>);
+
+impl Drop for ExitFlags {
+    fn drop(&mut self) {
+        for flag in &self.0 {
+            flag.store(true, SeqCst);
+        }
+    }
+}
+
+/// What a test learns about the thread a callback runs on.
+#[derive(Debug, Clone)]
+pub struct ThreadWatch {
+    /// The thread's name.
+    pub name: Option<String>,
+    /// Its kernel task id (Linux), to look it up in `/proc/self/task`.
+    pub tid: Option<u32>,
+    /// Set once the thread has exited (its thread-locals destroyed).
+    pub exited: Arc<AtomicBool>,
+}
+
+impl ThreadWatch {
+    /// Watches the calling thread.
+    pub fn current() -> ThreadWatch {
+        let exited = Arc::new(AtomicBool::new(false));
+        EXIT_FLAGS.with(|f| f.borrow_mut().0.push(Arc::clone(&exited)));
+        ThreadWatch { name: std::thread::current().name().map(str::to_owned), tid: current_tid(), exited }
+    }
+
+    /// Whether the thread has run its exit path.
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(SeqCst)
+    }
+
+    /// Whether the kernel still runs the thread (`false` off Linux or once
+    /// it is gone or a zombie).
+    pub fn task_running(&self) -> bool {
+        let Some(tid) = self.tid else { return false };
+        match std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) {
+            // The state follows the parenthesised name, which may hold spaces.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The kernel task id of the calling thread, from `/proc/thread-self`.
+pub fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// Names (`comm`, at most 15 bytes) of this process's running threads.
+pub fn thread_names() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
 }
