@@ -11,12 +11,12 @@
 
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::events::CloseReason;
 use super::inner::Inner;
 use super::maintenance::{Maintain, MaintenanceService, Task};
-use super::slot::{self, duration_nanos};
+use super::slot::{self, Slot, duration_nanos};
 use crate::sync::{Ordering, fence};
 
 /// Passes a surplus must persist before adaptive sizing shrinks it.
@@ -43,7 +43,9 @@ impl Registration {
             None => (MaintenanceService::new(&pool.config.name), true),
         };
         pool.refs.acquire(0);
-        let task = service.register(Box::new(PoolJob { inner, surplus_passes: 0, min_surplus: usize::MAX }));
+        let sightings = vec![Sighting::default(); pool.config.max_size].into_boxed_slice();
+        let job = PoolJob { inner, surplus_passes: 0, min_surplus: usize::MAX, sightings };
+        let task = service.register(Box::new(job));
         *pool.maintenance.lock() = Some(Registration { service, task, dedicated });
     }
 
@@ -74,6 +76,39 @@ struct PoolJob<C: Send + 'static> {
     surplus_passes: u32,
     /// The smallest surplus seen over those passes.
     min_surplus: usize,
+    /// Per slot: since when passes have found its connection idle.
+    sightings: Box<[Sighting]>,
+}
+
+/// Since when passes have found a slot's connection idle.
+///
+/// A return stamps the connection with the coarse clock, which runs behind
+/// by as long as the maintenance thread is stalled (say in a slow factory
+/// call, or another pool's pass on a shared service), and keep-alive
+/// refreshes that stamp. Idle time for `idle_timeout` is therefore counted
+/// from the first pass that found the connection idle since its last
+/// borrow: never longer than it really was idle, at most one interval
+/// shorter.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sighting {
+    /// The connection (ids are never reused) and its borrow count when first seen.
+    id: u64,
+    borrows: u64,
+    /// When it was first seen idle, nanoseconds since the pool's epoch.
+    since: u64,
+}
+
+impl Sighting {
+    /// How long the idle connection in `slot` has been seen idle as of
+    /// `now` (read after the pass popped it, so never before its return),
+    /// starting over if it was borrowed (or replaced) since the last look.
+    fn idle_for<C>(&mut self, slot: &Slot<C>, now: u64) -> u64 {
+        let (id, borrows) = (slot.id(), slot.borrows());
+        if (self.id, self.borrows) != (id, borrows) {
+            *self = Sighting { id, borrows, since: now };
+        }
+        now.saturating_sub(self.since)
+    }
 }
 
 // SAFETY: `Inner<C>` is shared between threads by design and the job holds
@@ -101,7 +136,7 @@ impl<C: Send + 'static> Maintain for PoolJob<C> {
         if let Some(detector) = pool.leaks.lock().as_ref() {
             interval = interval.min(detector.check_interval());
         }
-        pool.maintain(now, interval, self);
+        pool.maintain(now, self);
         let next = now + interval;
         match pool.gate.retry_at() {
             Some(retry) if retry < next && pool.live() < pool.config.min_size => retry,
@@ -111,13 +146,13 @@ impl<C: Send + 'static> Maintain for PoolJob<C> {
 }
 
 impl<C: Send + 'static> Inner<C> {
-    fn maintain(&self, now: Instant, interval: Duration, job: &mut PoolJob<C>) {
+    fn maintain(&self, now: Instant, job: &mut PoolJob<C>) {
         self.tick(now.saturating_duration_since(self.epoch));
         if self.is_closed() {
             return;
         }
         let now_nanos = self.now_nanos();
-        self.retire_idle(now_nanos, duration_nanos(interval));
+        self.retire_idle(now_nanos, &mut job.sightings);
         if self.config.adaptive_sizing {
             self.adapt(job);
         }
@@ -126,10 +161,8 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Retires expired idle connections and keeps the others alive.
-    fn retire_idle(&self, now: u64, interval: u64) {
-        // Stamps are taken on a clock up to one interval stale; waiting one
-        // interval more never retires a connection early.
-        let idle_limit = self.config.idle_timeout.map(|d| duration_nanos(d).saturating_add(interval));
+    fn retire_idle(&self, now: u64, sightings: &mut [Sighting]) {
+        let idle_limit = self.config.idle_timeout.map(duration_nanos);
         let keepalive = self.config.validator.as_ref().and_then(|v| v.keepalive_interval()).map(duration_nanos);
         let mut live = self.live();
         let mut retire = Vec::new();
@@ -139,17 +172,21 @@ impl<C: Send + 'static> Inner<C> {
             while let Some(index) = stack.pop(&*self.slots) {
                 popped.push(index);
             }
+            // Read after the pops: each popped connection came back before it.
+            let seen_at = duration_nanos(self.epoch.elapsed());
             let mut keep = Vec::with_capacity(popped.len());
             for index in popped {
                 let slot = &self.slots[index as usize];
-                let idle_for = now.saturating_sub(slot.last_used_nanos());
+                let idle_for = sightings[index as usize].idle_for(slot, seen_at);
+                // Keep-alive goes by the stamp: an early check costs nothing.
+                let unchecked_for = now.saturating_sub(slot.last_used_nanos());
                 if self.is_expired(slot, now) {
                     retire.push((index, CloseReason::Lifetime));
                     live -= 1;
                 } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size {
                     retire.push((index, CloseReason::Idle));
                     live -= 1;
-                } else if keepalive.is_some_and(|k| idle_for >= k) {
+                } else if keepalive.is_some_and(|k| unchecked_for >= k) {
                     check.push(index);
                 } else {
                     keep.push(index);
