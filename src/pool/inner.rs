@@ -301,6 +301,11 @@ impl<C: Send + 'static> Inner<C> {
         if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
             slot.set_state(slot::CLOSING);
             self.close_connection(conn, slot.id(), CloseReason::Validation);
+            // The caller may create in this slot, or free it: refill now
+            // in case it frees it below min_size (as `discard` does).
+            if self.live() <= self.config.min_size {
+                self.wake_maintenance();
+            }
             return None;
         }
         Some(self.lease(index, conn))
