@@ -523,8 +523,14 @@ impl<C: Send + 'static> Inner<C> {
     pub(super) fn is_valid_in(&self, conn: &C, slot: Option<&Slot<C>>) -> bool {
         let valid = match &self.config.validator {
             Some(validator) => {
-                let since_use =
-                    slot.map(|s| Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos())));
+                // Tick first: on a stale clock, a connection idle for longer
+                // than the bypass window would look recently used and skip
+                // its check. (Its stamp may be stale too, which only errs
+                // toward checking.)
+                let since_use = slot.map(|s| {
+                    self.tick(self.epoch.elapsed());
+                    Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos()))
+                });
                 validator.check_with(&*self.factory, conn, since_use)
             }
             None => matches!(catch_unwind(AssertUnwindSafe(|| self.factory.validate(conn))), Ok(Ok(true))),
