@@ -344,8 +344,11 @@ impl<C: Send + 'static> Inner<C> {
             }
             t.reported = true;
             let (acquired, info) = (t.acquired, t.to_info(slot.id(), now));
+            // Listed before the trace is let go: a return that sees
+            // `reported` must find the leak in the list to take it out.
+            let listed = detector.report(acquired, info.clone());
             drop(trace);
-            if detector.report(acquired, info.clone()) {
+            if listed {
                 log::warn!(
                     "pool {:?}: connection {} leaked: borrowed {:.1} s ago by thread {:?}{}",
                     self.config.name,
