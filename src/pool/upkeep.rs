@@ -3,8 +3,9 @@
 //! Each pass: ticks the coarse clock; retires idle connections past their
 //! lifetime, usage or error limits, or idle past `idle_timeout` (never below
 //! `min_size`); validates idle connections due for keep-alive; refills to
-//! `min_size`; with adaptive sizing, creates ahead when no connection is
-//! idle and shrinks a surplus that has idled for several passes; and
+//! `min_size`; with adaptive sizing, creates ahead to keep a spare idle
+//! connection per four borrowed and shrinks a surplus beyond that spare
+//! that has idled for several passes; and
 //! reports leaks. Connections are inspected by popping a shard's idle
 //! stack and pushing the survivors back at once; factory calls happen only
 //! after that, on connections the pass owns, never on a borrowed one.
@@ -279,14 +280,20 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Adaptive sizing: grow by a quarter when a pass finds nothing idle and
-    /// most connections borrowed; close the smallest surplus over
-    /// `min_size` seen over [`SHRINK_AFTER_PASSES`] passes that all had one.
+    /// Adaptive sizing keeps a spare: one idle connection per four borrowed
+    /// (rounded up) plus one per waiting thread. A pass that finds fewer
+    /// idle creates the rest ahead of demand (up to `max_size`), so the
+    /// next borrower under rising load need not wait for the factory. Idle
+    /// connections beyond the spare and above `min_size` are a surplus: the
+    /// smallest surplus seen over [`SHRINK_AFTER_PASSES`] passes in a row
+    /// is closed. An unused pool (nothing borrowed) keeps no spare, and
+    /// steady load keeps the same one, so neither churns.
     fn adapt(&self, job: &mut PoolJob<C>) {
         let idle = self.count(slot::IDLE);
         let live = self.live();
-        if idle == 0 && live < self.config.max_size && self.count(slot::IN_USE) * 4 >= live * 3 {
-            let grow = (live / 4).max(1).min(self.config.max_size - live);
+        let spare = self.count(slot::IN_USE).div_ceil(4) + self.waiting();
+        if idle < spare && live < self.config.max_size {
+            let grow = (spare - idle).min(self.config.max_size - live);
             log::debug!("pool {:?}: adaptive sizing creates {grow} ahead of demand", self.config.name);
             for _ in 0..grow {
                 if !self.create_idle() {
@@ -294,7 +301,7 @@ impl<C: Send + 'static> Inner<C> {
                 }
             }
         }
-        let surplus = idle.min(live.saturating_sub(self.config.min_size));
+        let surplus = idle.saturating_sub(spare).min(live.saturating_sub(self.config.min_size));
         if surplus == 0 {
             job.surplus_passes = 0;
             job.min_surplus = usize::MAX;
