@@ -4,7 +4,9 @@
 //! this factory's job is to open every pooled connection with the same
 //! settings (busy timeout, WAL, the caller's PRAGMAs) and to make sure a
 //! connection returned mid-transaction never hands that transaction to the
-//! next borrower.
+//! next borrower. A [`ConnectionValidator`](crate::pool::ConnectionValidator)'s
+//! query runs on the pooled connection itself (see
+//! [`SqliteConnectionFactory`]'s `validate_query`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::pool::{ConnectionFactory, PoolError, Result};
+use crate::pool::{ConnectionFactory, PoolError, Result, ValidationQuery};
 
 /// The `rusqlite` this adapter is built against, so that callers name the
 /// same `Connection` type without depending on a matching version themselves.
@@ -52,6 +54,18 @@ type InitHook = dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync;
 ///   `validate_on_acquire(false)` to skip it; `reset` still runs.
 /// - `reset` rolls back a transaction the borrower left open, so the next
 ///   borrower starts in autocommit mode.
+/// - `validate_query` is how a pool's
+///   [`ConnectionValidator`](crate::pool::ConnectionValidator) query
+///   reaches the database: the pool calls it (on acquire or release when
+///   configured, and for keep-alive) with the validator's query, which is
+///   prepared once per connection through the statement cache
+///   (`prepare_cached`) and stepped once per validation; the connection is
+///   valid if the first step yields a row without error. So
+///   `with_query("SELECT 1 FROM accounts LIMIT 1".into())` fails while that
+///   table is missing, empty or unreadable. A validator without a query
+///   uses `validate` instead. `rusqlite::Connection` also implements
+///   [`ValidationQuery`], so [`ConnectionValidator::validate`](crate::pool::ConnectionValidator::validate)
+///   can check a connection held outside a pool the same way.
 ///
 /// A `":memory:"` path gives every pooled connection its own private, empty
 /// database. To share one in-memory database between the pool's
@@ -209,14 +223,14 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
     /// `false` if the connection is inside a transaction; otherwise a cached
     /// `SELECT 1` must return 1 (about 0.16 µs).
     fn validate(&self, conn: &Connection) -> Result<bool> {
-        if !conn.is_autocommit() {
-            return Ok(false);
-        }
-        let one: i64 = conn
-            .prepare_cached(VALIDATION_QUERY)
-            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
-            .map_err(PoolError::factory)?;
-        Ok(one == 1)
+        cheap_check(conn)
+    }
+
+    /// Runs a validator's `query` on the connection (cached statement, one
+    /// step): `Ok(true)` if it yields a row, `Ok(false)` if it yields none,
+    /// SQLite's error otherwise.
+    fn validate_query(&self, conn: &Connection, query: &str) -> Result<bool> {
+        run_query(conn, query)
     }
 
     /// Rolls back a transaction the borrower left open; free otherwise.
@@ -233,10 +247,44 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
     }
 }
 
+/// The adapter's own check, cheap enough for every acquire: no open
+/// transaction, and a cached `SELECT 1` answers 1.
+fn cheap_check(conn: &Connection) -> Result<bool> {
+    if !conn.is_autocommit() {
+        return Ok(false);
+    }
+    let one: i64 = conn
+        .prepare_cached(VALIDATION_QUERY)
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+        .map_err(PoolError::factory)?;
+    Ok(one == 1)
+}
+
+/// Prepares `query` through the connection's statement cache and steps it
+/// once: whether it yields a row.
+fn run_query(conn: &Connection, query: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(query).map_err(PoolError::factory)?;
+    let mut rows = stmt.query([]).map_err(PoolError::factory)?;
+    Ok(rows.next().map_err(PoolError::factory)?.is_some())
+}
+
+/// Lets [`ConnectionValidator::validate`](crate::pool::ConnectionValidator::validate)
+/// check a `rusqlite::Connection` directly: the query as in
+/// `SqliteConnectionFactory::validate_query`, or without one the factory's
+/// own `validate` check.
+impl ValidationQuery for Connection {
+    fn run_validation_query(&self, query: Option<&str>) -> Result<bool> {
+        match query {
+            Some(query) => run_query(self, query),
+            None => cheap_check(self),
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::pool::{ConnectionPool, PoolConfig};
+    use crate::pool::{ConnectionPool, ConnectionValidator, PoolConfig};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tempfile::TempDir;
 
@@ -393,5 +441,76 @@ mod tests {
 
         assert_eq!((pool.active(), pool.size()), (0, 2));
         assert_eq!(count_rows(&pool.acquire().unwrap()), THREADS * ROWS_EACH);
+    }
+
+    #[test]
+    fn validate_query_runs_the_query_on_the_database() {
+        let factory = SqliteConnectionFactory::new(":memory:");
+        let conn = factory.create().expect("create");
+        assert!(factory.validate_query(&conn, "SELECT 1").expect("a row"));
+        assert!(!factory.validate_query(&conn, "SELECT 1 WHERE 0").expect("no row"));
+
+        let err = factory.validate_query(&conn, "SELECT 1 FROM health").expect_err("no such table");
+        let PoolError::Factory(ref e) = err else { panic!("expected Factory, got {err:?}") };
+        assert!(e.get_ref().downcast_ref::<rusqlite::Error>().is_some(), "{err:?}");
+
+        conn.execute_batch("CREATE TABLE health (ok INTEGER)").unwrap();
+        assert!(!factory.validate_query(&conn, "SELECT 1 FROM health").expect("an empty table"));
+        conn.execute_batch("INSERT INTO health VALUES (1)").unwrap();
+        assert!(factory.validate_query(&conn, "SELECT 1 FROM health").expect("a row"));
+    }
+
+    #[test]
+    fn a_bare_connection_validates_through_validation_query() {
+        let conn = SqliteConnectionFactory::new(":memory:").create().expect("create");
+        let plain = ConnectionValidator::new(Duration::from_secs(5));
+        assert!(plain.validate(&conn).unwrap(), "no query: the adapter's cheap check");
+        let query = ConnectionValidator::new(Duration::from_secs(5)).with_query("SELECT 1".into());
+        assert!(query.validate(&conn).unwrap());
+        let empty = ConnectionValidator::new(Duration::from_secs(5)).with_query("SELECT 1 WHERE 0".into());
+        assert!(!empty.validate(&conn).unwrap());
+        assert_eq!(empty.statistics().failed_validations, 1);
+
+        conn.execute_batch("BEGIN").unwrap();
+        assert!(!plain.validate(&conn).unwrap(), "the cheap check rejects an open transaction");
+        assert_eq!(plain.statistics().total_validations, 2);
+    }
+
+    #[test]
+    fn a_pool_s_validator_query_reaches_sqlite() {
+        let (_dir, path) = temp_db();
+        let validator = ConnectionValidator::new(Duration::from_secs(5)).with_query("SELECT 1 FROM health".into());
+        let config =
+            PoolConfig::builder().min_size(0).max_size(1).initial_size(0).validator(validator).build().unwrap();
+        let pool = ConnectionPool::new(config, Arc::new(SqliteConnectionFactory::new(&path))).unwrap();
+
+        // A new connection is not validated; the idle one is, on acquire.
+        pool.acquire().unwrap().execute_batch("CREATE TABLE health (ok INTEGER)").unwrap();
+        let conn = pool.acquire().expect("the empty table fails the check: a new connection instead");
+        let stats = pool.validator_statistics().unwrap();
+        assert_eq!((stats.total_validations, stats.failed_validations), (1, 1));
+
+        conn.execute("INSERT INTO health VALUES (1)", []).unwrap();
+        drop(conn);
+        drop(pool.acquire().unwrap());
+        let stats = pool.validator_statistics().unwrap();
+        assert_eq!((stats.total_validations, stats.successful_validations), (2, 1));
+    }
+
+    #[test]
+    fn keep_alive_runs_the_query_on_idle_connections() {
+        let (_dir, path) = temp_db();
+        let validator = ConnectionValidator::new(Duration::from_secs(5))
+            .with_query("SELECT count(*) FROM sqlite_master".into())
+            .with_keepalive_interval(Duration::from_millis(10));
+        let config =
+            PoolConfig::builder().min_size(1).max_size(1).initial_size(1).validator(validator).build().unwrap();
+        let pool = ConnectionPool::new(config, Arc::new(SqliteConnectionFactory::new(&path))).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.validator_statistics().unwrap().successful_validations < 2 {
+            assert!(std::time::Instant::now() < deadline, "keep-alive never validated the idle connection");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(pool.validator_statistics().unwrap().failed_validations, 0);
     }
 }
