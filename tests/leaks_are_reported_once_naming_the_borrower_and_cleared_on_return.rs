@@ -176,12 +176,13 @@ fn leaks_returned_while_being_reported_never_stay_listed() {
     // another thread reads the list, so that reports and returns race.
     let (pool, events) = pool_named("racy", None);
     pool.attach_leak_detector(LeakDetector::new(Duration::from_millis(1), Duration::from_millis(1)));
-    let deadline = Instant::now() + Duration::from_millis(800);
+    let deadline = Instant::now() + Duration::from_millis(500);
     thread::scope(|s| {
         let pool = &pool;
         s.spawn(move || {
             while Instant::now() < deadline {
                 std::hint::black_box(pool.leaks());
+                thread::yield_now();
             }
         });
         for seed in 0..3 {
