@@ -1,14 +1,19 @@
-//! Micro-benchmarks of the uncontended fast path: one thread acquiring and
-//! releasing a connection from a warm pool.
+//! Micro-benchmarks of single operations: one thread acquiring and
+//! releasing from a warm pool (with and without validation, with and
+//! without statistics, with either home-shard policy), `try_acquire` on an
+//! exhausted pool, and a release that hands the connection to a waiter.
 //!
 //! `cargo bench --bench cycle`. Contention and peer comparisons live in
-//! their own harness; this one isolates the per-operation cost.
+//! `benches/contention`; this one isolates the per-operation cost.
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, Result};
+use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, PoolConfigBuilder, Result};
+use rusty_db::runtime::{ShardPolicy, set_shard_policy};
 
 /// A connection that costs nothing, so the pool's own work is measured.
 struct NullConn(u64);
@@ -21,35 +26,83 @@ impl ConnectionFactory<NullConn> for NullFactory {
     }
 }
 
-fn pool(validate_on_acquire: bool) -> ConnectionPool<NullConn> {
-    let config = PoolConfig::builder()
-        .min_size(8)
-        .max_size(8)
-        .initial_size(8)
-        .validate_on_acquire(validate_on_acquire)
-        .build()
-        .expect("valid config");
-    ConnectionPool::new(config, Arc::new(NullFactory)).expect("pool")
+fn config(size: usize) -> PoolConfigBuilder {
+    PoolConfig::builder().min_size(size).max_size(size).initial_size(size)
+}
+
+fn pool(config: PoolConfigBuilder) -> ConnectionPool<NullConn> {
+    ConnectionPool::new(config.build().expect("valid config"), Arc::new(NullFactory)).expect("pool")
+}
+
+fn cycle(pool: &ConnectionPool<NullConn>) {
+    let mut conn = pool.acquire().expect("idle connection");
+    conn.0 += 1;
+    black_box(&conn);
 }
 
 fn single_thread_cycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("single_thread");
-    for (name, validate) in [("acquire_release", true), ("acquire_release_no_validation", false)] {
-        let pool = pool(validate);
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let mut conn = pool.acquire().expect("idle connection");
-                conn.0 += 1;
-                black_box(&conn);
-            })
-        });
+    let cases = [
+        ("acquire_release", config(8)),
+        ("acquire_release_no_validation", config(8).validate_on_acquire(false)),
+        ("acquire_release_statistics_on", config(8).enable_statistics(true)),
+        ("acquire_release_statistics_off", config(8).enable_statistics(false)),
+    ];
+    for (name, config) in cases {
+        let pool = pool(config);
+        group.bench_function(name, |b| b.iter(|| cycle(&pool)));
     }
-    let pool = pool(true);
+    // The home shard by round-robin instead of by CPU (see `home_shard.rs`).
+    set_shard_policy(ShardPolicy::RoundRobin);
+    let rr = pool(config(8));
+    group.bench_function("acquire_release_round_robin_shard", |b| b.iter(|| cycle(&rr)));
+    set_shard_policy(ShardPolicy::Cpu);
+
+    let pool = pool(config(8));
     let held: Vec<_> = (0..8).map(|_| pool.acquire().expect("connection")).collect();
     group.bench_function("try_acquire_exhausted", |b| b.iter(|| black_box(pool.try_acquire().is_err())));
     drop(held);
     group.finish();
 }
 
-criterion_group!(benches, single_thread_cycle);
+/// Times only the drop of a guard while another thread waits for it (the
+/// direct handoff: queue lock, grant, wake-up).
+fn release_with_waiter(c: &mut Criterion) {
+    let pool = pool(config(1).acquire_timeout(Duration::from_secs(60)));
+    let (got_tx, got_rx) = mpsc::channel::<()>();
+    let (give_back_tx, give_back_rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let waiter_pool = &pool;
+        s.spawn(move || {
+            // Each round: wait for the connection, say so, hold it until told.
+            while give_back_rx.recv().is_ok() {
+                let conn = waiter_pool.acquire().expect("handed over");
+                got_tx.send(()).expect("bench alive");
+                let _ = give_back_rx.recv();
+                drop(conn);
+            }
+        });
+        c.bench_function("release_with_waiter", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let conn = pool.acquire().expect("the waiter gave it back");
+                    give_back_tx.send(()).expect("waiter alive");
+                    while pool.waiting() == 0 {
+                        std::thread::yield_now();
+                    }
+                    let start = Instant::now();
+                    drop(conn);
+                    total += start.elapsed();
+                    got_rx.recv().expect("waiter served");
+                    give_back_tx.send(()).expect("waiter alive");
+                }
+                total
+            })
+        });
+        drop(give_back_tx);
+    });
+}
+
+criterion_group!(benches, single_thread_cycle, release_with_waiter);
 criterion_main!(benches);

@@ -1,0 +1,153 @@
+//! The workloads and the loop that runs one case: `threads` threads doing
+//! operations until told to stop, each counting its own operations and
+//! timing one acquire in every [`SAMPLE_EVERY`].
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::subjects::Driver;
+
+/// One acquire in this many is timed: reading the clock twice costs about
+/// 50 ns here, so timing every acquire would measure the clock.
+pub const SAMPLE_EVERY: u64 = 64;
+
+/// What a thread does while it holds a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Nothing: acquire and drop.
+    Cycle,
+    /// About 1 µs of busy work.
+    Hold,
+    /// About 1 µs of busy work, then `yield_now()`, as a thread blocked in
+    /// I/O would: with more threads than connections the pool runs empty.
+    HoldYield,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 3] = [Workload::Cycle, Workload::Hold, Workload::HoldYield];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Cycle => "cycle",
+            Workload::Hold => "hold",
+            Workload::HoldYield => "hold-yield",
+        }
+    }
+
+    #[inline]
+    pub fn while_holding(self) {
+        match self {
+            Workload::Cycle => {}
+            Workload::Hold => busy_work(),
+            Workload::HoldYield => {
+                busy_work();
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Spin iterations per microsecond, set by [`calibrate`].
+static SPINS_PER_MICRO: AtomicU64 = AtomicU64::new(100);
+
+fn spin(iterations: u64) {
+    let mut x = 0u64;
+    for i in 0..iterations {
+        x = black_box(x.wrapping_add(i));
+    }
+    black_box(x);
+}
+
+/// About one microsecond of work that touches no shared memory.
+fn busy_work() {
+    // Relaxed: a constant after calibration.
+    spin(SPINS_PER_MICRO.load(Ordering::Relaxed));
+}
+
+/// Measures how many spin iterations take a microsecond (the fastest of a
+/// few tries, so a busy machine does not shorten the work).
+pub fn calibrate() {
+    const N: u64 = 200_000;
+    let best = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            spin(N);
+            start.elapsed()
+        })
+        .min()
+        .expect("tries");
+    let per_micro = (N as f64 * 1_000.0 / best.as_nanos().max(1) as f64).max(1.0) as u64;
+    SPINS_PER_MICRO.store(per_micro, Ordering::Relaxed);
+}
+
+/// What one case measured.
+pub struct Outcome {
+    /// Operations completed by each thread.
+    pub per_thread: Vec<u64>,
+    pub elapsed: Duration,
+    /// Sampled acquire latencies, in nanoseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Outcome {
+    pub fn ops_per_sec(&self) -> f64 {
+        self.per_thread.iter().sum::<u64>() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Fewest over most operations per thread (1.0 = perfectly even).
+    pub fn fairness(&self) -> f64 {
+        let min = self.per_thread.iter().copied().min().unwrap_or(0);
+        let max = self.per_thread.iter().copied().max().unwrap_or(0);
+        if max == 0 { 0.0 } else { min as f64 / max as f64 }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// Runs `workload` on `threads` threads against `driver` for `duration`.
+pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: Duration) -> Outcome {
+    let stop = AtomicBool::new(false);
+    let start_line = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut latency = histogram();
+                    let mut ops = 0u64;
+                    start_line.wait();
+                    // Relaxed: a stale `false` only runs one more operation.
+                    while !stop.load(Ordering::Relaxed) {
+                        if ops % SAMPLE_EVERY == 0 {
+                            if let Some(nanos) = driver.op(workload, true) {
+                                latency.saturating_record(nanos.max(1));
+                            }
+                        } else {
+                            driver.op(workload, false);
+                        }
+                        ops += 1;
+                    }
+                    (ops, latency)
+                })
+            })
+            .collect();
+        start_line.wait();
+        let started = Instant::now();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let mut per_thread = Vec::with_capacity(threads);
+        let mut latency = histogram();
+        for worker in workers {
+            let (ops, hist) = worker.join().expect("benchmark thread");
+            per_thread.push(ops);
+            latency.add(hist).expect("same bounds");
+        }
+        Outcome { per_thread, elapsed, latency }
+    })
+}
