@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
@@ -20,6 +20,7 @@ use super::home_shard::home_shard;
 use super::inner::Inner;
 use super::leak::{LeakDetector, LeakInfo};
 use super::slot;
+use super::stats::{GaugeSource, Gauges, PoolStatistics, PoolStats};
 #[cfg(not(loom))]
 use super::upkeep::Registration;
 use super::validator::ValidatorStatistics;
@@ -47,6 +48,10 @@ use super::validator::ValidatorStatistics;
 /// ```
 pub struct ConnectionPool<C: Send + 'static> {
     handle: Arc<Handle<C>>,
+    /// The pool's statistics: clone it for a
+    /// [`DashboardProvider`](super::DashboardProvider), or to record
+    /// statement-cache hits and misses. It does not keep the pool open.
+    pub stats: PoolStats,
 }
 
 /// Owns the engine on behalf of every `ConnectionPool` clone.
@@ -77,9 +82,16 @@ impl<C: Send + 'static> Drop for Handle<C> {
     }
 }
 
+impl<C: Send + 'static> GaugeSource for Handle<C> {
+    fn gauges(&self) -> Gauges {
+        // SAFETY: this handle keeps `inner` allocated (see `Drop`).
+        Gauges::of(unsafe { self.inner.as_ref() })
+    }
+}
+
 impl<C: Send + 'static> Clone for ConnectionPool<C> {
     fn clone(&self) -> Self {
-        ConnectionPool { handle: Arc::clone(&self.handle) }
+        ConnectionPool { handle: Arc::clone(&self.handle), stats: self.stats.clone() }
     }
 }
 
@@ -108,11 +120,15 @@ impl<C: Send + 'static> ConnectionPool<C> {
         F: ConnectionFactory<C>,
     {
         let inner = Inner::new(config, factory)?;
+        let stats = inner.stats.clone();
         let inner = NonNull::from(Box::leak(Box::new(inner)));
         // Loom models the engine alone; a background thread would not terminate.
         #[cfg(not(loom))]
         Registration::start(inner);
-        Ok(ConnectionPool { handle: Arc::new(Handle { inner }) })
+        let handle = Arc::new(Handle { inner });
+        let gauges: Weak<Handle<C>> = Arc::downgrade(&handle);
+        stats.attach(gauges);
+        Ok(ConnectionPool { handle, stats })
     }
 
     #[inline]
@@ -165,7 +181,7 @@ impl<C: Send + 'static> ConnectionPool<C> {
         let inner = self.inner();
         // Timing the fast path is paid only while a listener wants it.
         let started = inner.listener.as_ref().map(|_| Instant::now());
-        let lease = inner.acquire(timeout, priority, wait)?;
+        let lease = inner.acquire(timeout, priority, wait).inspect_err(|e| inner.stats.record_acquire_failure(e))?;
         let stripe = home_shard(inner.shards());
         inner.refs.acquire(stripe);
         let acquired_at = match (started, &inner.listener) {
@@ -210,6 +226,13 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// Threads waiting for a connection.
     pub fn waiting(&self) -> usize {
         self.inner().waiting()
+    }
+
+    /// A snapshot of the pool's statistics: the live gauges and everything
+    /// recorded since the pool was created. [`PoolStatistics`] defines
+    /// each figure.
+    pub fn statistics(&self) -> PoolStatistics {
+        self.stats.statistics_with(Gauges::of(self.inner()))
     }
 
     /// Connections currently borrowed for longer than the leak threshold,

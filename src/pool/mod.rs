@@ -24,6 +24,7 @@ mod inner;
 mod leak;
 mod maintenance;
 mod slot;
+mod stats;
 mod upkeep;
 mod validator;
 pub(crate) mod waiters;
@@ -37,4 +38,8 @@ pub use factory::ConnectionFactory;
 pub use guard::PooledConnectionGuard;
 pub use leak::{LeakDetector, LeakInfo};
 pub use maintenance::MaintenanceService;
+pub use stats::{
+    AcquireFailures, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, Percentiles, PoolStatistics,
+    PoolStats, TimeHistogram,
+};
 pub use validator::{ConnectionValidator, DEFAULT_BYPASS_WINDOW, ValidationQuery, ValidatorStatistics};

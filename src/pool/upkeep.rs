@@ -356,6 +356,7 @@ impl<C: Send + 'static> Inner<C> {
             let listed = detector.report(acquired, info.clone());
             drop(trace);
             if listed {
+                self.stats.record_leak();
                 log::warn!(
                     "pool {:?}: connection {} leaked: borrowed {:.1} s ago by thread {:?}{}",
                     self.config.name,

@@ -1,0 +1,241 @@
+//! [`PoolStats`]: the handle the engine records into and readers snapshot.
+//!
+//! It owns the striped counters and time recorders. The live gauges
+//! (active, idle, waiting) are the engine's own slot states, so it reads
+//! them through a weak reference to the pool: a `PoolStats` kept by a
+//! dashboard never keeps a dropped pool alive, and reads zero gauges once
+//! the pool is gone.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::counters::{Event, Failure, StripedCounters};
+use super::histograms::{SAMPLE_EVERY, StripedTimes};
+use super::statistics::PoolStatistics;
+use crate::pool::CloseReason;
+use crate::pool::config::PoolConfig;
+use crate::pool::error::PoolError;
+use crate::pool::home_shard::home_shard;
+use crate::pool::inner::Inner;
+use crate::pool::slot;
+use crate::sync::Mutex;
+
+/// The pool's state at one moment, read from its slots and wait queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Gauges {
+    pub(crate) active: usize,
+    pub(crate) idle: usize,
+    pub(crate) total: usize,
+    pub(crate) waiting: usize,
+    pub(crate) max_size: usize,
+}
+
+impl Gauges {
+    /// Reads `inner`'s gauges (one pass over the slots per figure, so each
+    /// is a snapshot of its own instant; `total` is kept at least
+    /// `active + idle`).
+    pub(crate) fn of<C: Send + 'static>(inner: &Inner<C>) -> Self {
+        let active = inner.count(slot::IN_USE);
+        let idle = inner.count(slot::IDLE);
+        Gauges {
+            active,
+            idle,
+            total: inner.live().max(active + idle),
+            waiting: inner.waiting(),
+            max_size: inner.config.max_size,
+        }
+    }
+}
+
+/// Something that can read a live pool's gauges (the pool's handle).
+pub(crate) trait GaugeSource: Send + Sync {
+    fn gauges(&self) -> Gauges;
+}
+
+/// A cheap, cloneable handle to one pool's statistics: the pool records
+/// into it, and anyone holding a clone can take a
+/// [`statistics`](Self::statistics) snapshot or feed the statement-cache
+/// figures. It is the pool's public `stats` field.
+///
+/// Holding a `PoolStats` does not keep the pool open. Once every
+/// `ConnectionPool` handle is dropped its gauges read zero; counters keep
+/// their last values. (A snapshot taken while the last handle is being
+/// dropped holds the pool for the few microseconds of the read, so that
+/// pool closes when the read ends, on the reading thread.)
+#[derive(Clone)]
+pub struct PoolStats {
+    core: Arc<Core>,
+}
+
+struct Core {
+    enabled: bool,
+    max_size: usize,
+    started: Instant,
+    counters: StripedCounters,
+    times: StripedTimes,
+    /// The pool, for live gauges; set once the pool's handle exists.
+    source: Mutex<Option<Weak<dyn GaugeSource>>>,
+}
+
+impl fmt::Debug for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolStats")
+            .field("enabled", &self.core.enabled)
+            .field("shards", &self.core.counters.shards())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolStats {
+    /// Empty statistics for a pool configured by `config`.
+    pub(crate) fn new(config: &PoolConfig) -> Self {
+        // Recording needs no stripes when nothing is recorded.
+        let shards = if config.enable_statistics { config.shards } else { 1 };
+        PoolStats {
+            core: Arc::new(Core {
+                enabled: config.enable_statistics,
+                max_size: config.max_size,
+                started: Instant::now(),
+                counters: StripedCounters::new(shards),
+                times: StripedTimes::new(shards),
+                source: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Points the live gauges at the pool's handle.
+    pub(crate) fn attach(&self, source: Weak<dyn GaugeSource>) {
+        *self.core.source.lock() = Some(source);
+    }
+
+    /// A snapshot: the pool's live gauges (zero if every handle of the pool
+    /// has been dropped) and everything recorded so far.
+    pub fn statistics(&self) -> PoolStatistics {
+        let source = self.core.source.lock().as_ref().and_then(Weak::upgrade);
+        let gauges = source.map_or(Gauges { max_size: self.core.max_size, ..Gauges::default() }, |s| s.gauges());
+        self.statistics_with(gauges)
+    }
+
+    /// A snapshot with gauges the caller read.
+    pub(crate) fn statistics_with(&self, gauges: Gauges) -> PoolStatistics {
+        let core = &self.core;
+        let uptime = core.started.elapsed();
+        if !core.enabled {
+            return PoolStatistics::new(gauges, uptime, None);
+        }
+        // Times first, counters second: a fast-path acquire bumps its
+        // counter before it records its sample, so every merged sample is
+        // counted too and samples never outnumber what they stand for.
+        let times = core.times.merge();
+        let totals = core.counters.totals();
+        PoolStatistics::new(gauges, uptime, Some((&totals, &times)))
+    }
+
+    /// Whether the pool records statistics (`PoolConfig::enable_statistics`).
+    pub fn is_enabled(&self) -> bool {
+        self.core.enabled
+    }
+
+    /// Counts a statement-cache hit (for the statement cache; feeds
+    /// `cache_hit_rate`).
+    pub fn record_cache_hit(&self) {
+        self.count(Event::CacheHit);
+    }
+
+    /// Counts a statement-cache miss (for the statement cache; feeds
+    /// `cache_hit_rate`).
+    pub fn record_cache_miss(&self) {
+        self.count(Event::CacheMiss);
+    }
+
+    // === recording, called by the engine ===
+
+    /// At the start of an acquire: the time, if this acquire is one of the
+    /// `1 / SAMPLE_EVERY` on its shard to be timed should it take the fast
+    /// path; `None` (and no clock read) otherwise.
+    #[inline]
+    pub(crate) fn sample_start(&self, shard: usize) -> Option<Instant> {
+        let core = &*self.core;
+        if core.enabled && core.counters.get(shard, Event::ImmediateAcquire) % SAMPLE_EVERY == 0 {
+            Some(Instant::now())
+        } else {
+            None
+        }
+    }
+
+    /// An acquire served at once from an idle connection; `sample` is what
+    /// [`sample_start`](Self::sample_start) returned.
+    #[inline]
+    pub(crate) fn record_immediate_acquire(&self, shard: usize, sample: Option<Instant>) {
+        let core = &*self.core;
+        if !core.enabled {
+            return;
+        }
+        core.counters.add(shard, Event::ImmediateAcquire);
+        if let Some(start) = sample {
+            core.times.record_sample(shard, start.elapsed());
+        }
+    }
+
+    /// An acquire that found no idle connection at once (it created one or
+    /// queued) succeeded; `started` is when its fast path failed, `fresh`
+    /// whether it got a new connection.
+    pub(crate) fn record_waited_acquire(&self, shard: usize, started: impl Into<Option<Instant>>, fresh: bool) {
+        if self.core.enabled {
+            let took = started.into().map_or(Duration::ZERO, |start| start.elapsed());
+            self.core.times.record_waited(shard, took, fresh);
+        }
+    }
+
+    /// An acquire returned `error`.
+    pub(crate) fn record_acquire_failure(&self, error: &PoolError) {
+        if !self.core.enabled {
+            return;
+        }
+        let failure = match error {
+            PoolError::ConnectionTimeout(_) => Failure::Timeout,
+            PoolError::WaitQueueFull => Failure::WaitQueueFull,
+            PoolError::PoolExhausted { .. } => Failure::Exhausted,
+            PoolError::Factory(_) => Failure::Factory,
+            PoolError::PoolClosed => Failure::Closed,
+            PoolError::ValidationFailed(_) | PoolError::InvalidConfig(_) => Failure::Other,
+        };
+        self.core.counters.add_failure(self.shard(), failure);
+    }
+
+    /// The factory created a connection.
+    pub(crate) fn record_created(&self) {
+        self.count(Event::Created);
+    }
+
+    /// The factory failed (or panicked) creating a connection.
+    pub(crate) fn record_create_failure(&self) {
+        self.count(Event::CreateFailed);
+    }
+
+    /// A connection was closed.
+    pub(crate) fn record_closed(&self, reason: CloseReason) {
+        if self.core.enabled {
+            self.core.counters.add_closed(self.shard(), reason);
+        }
+    }
+
+    /// Leak detection reported a borrow as leaked.
+    // The leak scan runs on the maintenance thread, which loom builds leave out.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn record_leak(&self) {
+        self.count(Event::Leak);
+    }
+
+    fn count(&self, event: Event) {
+        if self.core.enabled {
+            self.core.counters.add(self.shard(), event);
+        }
+    }
+
+    /// The calling thread's stripe.
+    fn shard(&self) -> usize {
+        home_shard(self.core.counters.shards())
+    }
+}
