@@ -158,6 +158,7 @@ fn adaptive_shortens_lifetimes_while_the_pool_sees_many_errors() {
         assert_eq!(events.close_reason(id), Some(CloseReason::Lifetime));
         let lived = events.closed_at(id).unwrap() - events.created_at(id).unwrap();
         assert!(lived >= BASE / 4 * 95 / 100, "connection {id} retired after {lived:?}");
-        assert!(lived < BASE - Duration::from_secs(1), "connection {id} lived {lived:?}: not shortened");
+        // Unshortened, it would live at least 95 % of BASE.
+        assert!(lived < BASE * 95 / 100, "connection {id} lived {lived:?}: not shortened");
     }
 }
