@@ -69,6 +69,13 @@ pub struct Percentiles {
 /// The quantiles [`Percentiles`] reports, with their labels in exports.
 pub(crate) const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.95, "0.95"), (0.99, "0.99"), (0.999, "0.999")];
 
+impl Percentiles {
+    /// `p50`, `p95`, `p99`, `p999` in the order of [`QUANTILES`].
+    pub(crate) fn quantiles(&self) -> [Duration; 4] {
+        [self.p50, self.p95, self.p99, self.p999]
+    }
+}
+
 /// Durations recorded in one histogram, with their exact sum and maximum.
 #[derive(Debug, Clone, Default)]
 struct Recorder {

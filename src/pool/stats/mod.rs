@@ -1,11 +1,12 @@
 //! Statistics: what a pool records, how it records it without slowing the
-//! fast path, and the ways out (a [`PoolStatistics`] snapshot and
-//! [`DashboardProvider`] figures).
+//! fast path, and the ways out (a [`PoolStatistics`] snapshot, Prometheus
+//! text, JSON, CSV, and [`DashboardProvider`] figures).
 //!
 //! ```text
 //!  engine ──record──► PoolStats ─┬─ counters:   one CachePadded block of atomics per shard
 //!                                └─ histograms: one locked hdrhistogram pair per shard
 //!  statistics() ── sums the blocks, merges the histograms, reads live gauges ──► PoolStatistics
+//!                                                        └─► to_prometheus / to_json / to_csv_row
 //! ```
 //!
 //! An acquire served at once from an idle stack costs one `Relaxed`
@@ -20,7 +21,9 @@
 
 mod counters;
 mod dashboard;
+mod export;
 mod histograms;
+mod prometheus;
 mod recorder;
 mod statistics;
 
