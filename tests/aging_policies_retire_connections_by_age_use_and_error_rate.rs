@@ -162,3 +162,22 @@ fn adaptive_shortens_lifetimes_while_the_pool_sees_many_errors() {
         assert!(lived < BASE * 95 / 100, "connection {id} lived {lived:?}: not shortened");
     }
 }
+
+#[test]
+fn adaptive_forgets_the_errors_of_connections_already_closed() {
+    const BASE: Duration = Duration::from_millis(400);
+    let (pool, events) = pool_with(AgingPolicy::Adaptive { base_lifetime: BASE, error_threshold: 0.1 }, 2);
+    // Two connections, ten borrows each; every borrow of the first records
+    // an error, so it is retired as its tenth borrow returns it.
+    let (mut bad, mut good) = (0, 0);
+    for _ in 0..10 {
+        let (a, b) = (pool.acquire().unwrap(), pool.acquire().unwrap());
+        a.record_error();
+        (bad, good) = (a.id(), b.id());
+    }
+    assert_eq!(events.close_reason(bad), Some(CloseReason::Lifetime));
+    // The pool's live connections now have no errors: lifetimes double.
+    assert!(common::eventually(|| events.close_reason(good).is_some()), "the good one retires in time");
+    let lived = events.closed_at(good).unwrap() - events.created_at(good).unwrap();
+    assert!(lived >= BASE * 2 * 95 / 100, "retired after {lived:?}: the closed connection's errors still counted");
+}

@@ -487,7 +487,10 @@ impl<C: Send + 'static> Inner<C> {
         let Some(AgingPolicy::Adaptive { error_threshold, .. }) = self.config.aging_policy else {
             return 1.0;
         };
-        let (errors, borrows) = self.slots.iter().fold((0u64, 0u64), |(e, b), s| (e + s.errors(), b + s.borrows()));
+        // Open connections only: a slot left vacant (or being refilled)
+        // still holds the counts of the connection it last had.
+        let open = self.slots.iter().filter(|s| matches!(s.state(), slot::IDLE | slot::IN_USE));
+        let (errors, borrows) = open.fold((0u64, 0u64), |(e, b), s| (e + s.errors(), b + s.borrows()));
         if borrows < ADAPTIVE_MIN_BORROWS {
             return 1.0;
         }
