@@ -16,11 +16,17 @@ const MIN: usize = 3;
 
 /// A pool of `MIN` whose maintenance runs once a minute unless woken. Its
 /// first pass creates the connections; once they are there that pass is
-/// over, and the next is not due for a minute.
+/// over, and the next is not due for a minute. One shard: the idle stack
+/// is one LIFO, so the last connection returned is the next one taken.
 fn pool() -> (ConnectionPool<common::TestConn>, std::sync::Arc<TrackingFactory>) {
     let factory = TrackingFactory::new();
-    let config =
-        common::config().min_size(MIN).max_size(MIN + 1).maintenance_interval(Duration::from_secs(60)).build().unwrap();
+    let config = common::config()
+        .min_size(MIN)
+        .max_size(MIN + 1)
+        .shards(1)
+        .maintenance_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
     let pool = ConnectionPool::new(config, factory.clone()).unwrap();
     assert!(common::eventually(|| pool.idle() == MIN), "the first pass fills the pool");
     thread::sleep(Duration::from_millis(20));
@@ -51,8 +57,8 @@ fn a_connection_failing_validation_is_replaced_in_the_background() {
     bad.validate = Outcome::Fail;
     drop(guards);
     drop(bad);
-    // Acquires find the bad one (LIFO on its shard, or by stealing), close it,
-    // and take another; the pool is then one short until refilled.
+    // The next acquire finds the bad one on top, closes it and takes
+    // another; the pool is then one short until refilled.
     let taken: Vec<_> = (0..MIN - 1).map(|_| pool.acquire().unwrap()).collect();
     drop(taken);
     assert!(common::eventually(|| factory.closed() == 1));

@@ -1,0 +1,94 @@
+//! A `MaintenanceService` shared by many pools runs all their maintenance
+//! on its one thread (`rusty-db-maint-<service name>`): 20 pools add one
+//! thread to the process, not 20, each pool still gets its refill and idle
+//! eviction, and each pool unregisters when it closes or is dropped.
+//!
+//! One test in this file, so that no other test's pool adds maintenance
+//! threads while it counts them.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{ThreadWatch, TrackingFactory};
+use rusty_db::pool::{ConnectionPool, MaintenanceService, PoolEventListener};
+
+const POOLS: usize = 20;
+
+/// Records the thread every connection is created on.
+#[derive(Default)]
+struct Creators(Mutex<Vec<ThreadWatch>>);
+
+impl PoolEventListener for Creators {
+    fn on_create(&self, _connection_id: u64) {
+        self.0.lock().unwrap().push(ThreadWatch::current());
+    }
+}
+
+/// Threads of this process whose (kernel, 15-byte) name is a maintenance thread's.
+fn maintenance_threads() -> usize {
+    common::thread_names().iter().filter(|n| n.starts_with("rusty-db-maint")).count()
+}
+
+#[test]
+fn twenty_pools_share_one_thread_and_unregister_as_they_close() {
+    let threads_before = maintenance_threads();
+    let service = MaintenanceService::new("tenants");
+    let creators = Arc::new(Creators::default());
+    let factory = TrackingFactory::new();
+    let mut pools: Vec<_> = (0..POOLS)
+        .map(|i| {
+            let config = common::config()
+                .name(format!("tenant-{i}"))
+                .min_size(1)
+                .max_size(2)
+                .idle_timeout(Duration::from_millis(30))
+                .maintenance_service(service.clone())
+                .event_listener(creators.clone())
+                .build()
+                .unwrap();
+            ConnectionPool::new(config, factory.clone()).unwrap()
+        })
+        .collect();
+    assert_eq!(service.pools(), POOLS);
+
+    // Every pool is refilled to min_size, all on the service's thread.
+    assert!(common::eventually(|| pools.iter().all(|p| p.idle() == 1)), "every pool refilled");
+    let created = creators.0.lock().unwrap().clone();
+    assert_eq!(created.len(), POOLS);
+    for watch in &created {
+        assert_eq!(watch.name.as_deref(), Some("rusty-db-maint-tenants"));
+        assert_eq!(watch.tid, created[0].tid, "one thread for all");
+    }
+    if cfg!(target_os = "linux") {
+        assert_eq!(maintenance_threads(), threads_before + 1, "one thread for {POOLS} pools");
+    }
+
+    // Idle eviction works in every pool: a second connection each, returned,
+    // times out back to min_size.
+    for pool in &pools {
+        let (a, b) = (pool.acquire().unwrap(), pool.acquire().unwrap());
+        drop((a, b));
+    }
+    assert!(common::eventually(|| pools.iter().all(|p| p.size() == 1)), "idle connections evicted in every pool");
+
+    // Half close, half are dropped: each unregisters.
+    for pool in pools.drain(..POOLS / 2) {
+        pool.close();
+        assert!(pool.is_closed());
+    }
+    assert_eq!(service.pools(), POOLS / 2);
+    drop(pools);
+    assert_eq!(service.pools(), 0);
+    assert_eq!(factory.created(), factory.closed(), "every connection closed");
+
+    let thread = created[0].clone();
+    assert!(!thread.has_exited(), "the service outlives its pools while held");
+    drop(service);
+    assert!(thread.has_exited(), "dropping the last handle joins the thread");
+    if cfg!(target_os = "linux") {
+        assert!(common::eventually(|| maintenance_threads() == threads_before));
+    }
+    factory.assert_no_violations();
+}
