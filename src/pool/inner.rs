@@ -289,11 +289,19 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Pops an idle slot: the home shard first, then the others in turn.
-    #[inline]
+    /// (The fast path is inlined into its callers, stealing is not.)
+    #[inline(always)]
     fn pop_idle(&self, home: usize) -> Option<u32> {
-        if let Some(index) = self.idle[home].pop(&*self.slots) {
-            return Some(index);
+        match self.idle[home].pop(&*self.slots) {
+            Some(index) => Some(index),
+            None => self.steal_idle(home),
         }
+    }
+
+    /// Pops an idle slot from the shards after `home`, in turn.
+    #[cold]
+    #[inline(never)]
+    fn steal_idle(&self, home: usize) -> Option<u32> {
         let shards = self.shards();
         (1..shards).find_map(|step| self.idle[(home + step) % shards].pop(&*self.slots))
     }
@@ -309,7 +317,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Takes the connection out of a slot the caller now owns and validates
     /// it if configured. `None` if it failed and was closed; the caller
     /// still owns the (now empty) slot and must create in it or free it.
-    #[inline]
+    #[inline(always)]
     fn check_out(&self, index: u32) -> Option<Lease<C>> {
         let slot = &self.slots[index as usize];
         // SAFETY: the caller popped `index` from an idle stack or was handed
@@ -317,28 +325,42 @@ impl<C: Send + 'static> Inner<C> {
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
         slot.set_state(slot::IN_USE);
         if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
-            slot.set_state(slot::CLOSING);
-            self.close_connection(conn, slot.id(), CloseReason::Validation);
-            // The caller may create in this slot, or free it: refill now
-            // in case it frees it below min_size (as `discard` does).
-            if self.live() <= self.config.min_size {
-                self.wake_maintenance();
-            }
+            self.reject(slot, conn);
             return None;
         }
         Some(self.lease(index, conn))
     }
 
+    /// Closes a connection that failed validation on its way out.
+    #[cold]
+    #[inline(never)]
+    fn reject(&self, slot: &Slot<C>, conn: C) {
+        slot.set_state(slot::CLOSING);
+        self.close_connection(conn, slot.id(), CloseReason::Validation);
+        // The caller may create in this slot, or free it: refill now in case
+        // it frees it below min_size (as `discard` does).
+        if self.live() <= self.config.min_size {
+            self.wake_maintenance();
+        }
+    }
+
     /// Counts the borrow and records who made it (while leak detection is on).
-    #[inline]
+    #[inline(always)]
     fn lease(&self, index: u32, conn: C) -> Lease<C> {
         let slot = &self.slots[index as usize];
         // Relaxed: a stale `false` just skips tracing one borrow.
         if self.track_borrows.load(Ordering::Relaxed) {
-            let backtraces = self.leaks.lock().as_ref().is_some_and(|d| d.captures_backtraces());
-            *slot.trace() = Some(BorrowTrace::capture(backtraces));
+            self.trace_borrow(slot);
         }
         Lease { slot: index, conn, id: slot.lend() }
+    }
+
+    /// Records who is borrowing `slot`'s connection, for leak reports.
+    #[cold]
+    #[inline(never)]
+    fn trace_borrow(&self, slot: &Slot<C>) {
+        let backtraces = self.leaks.lock().as_ref().is_some_and(|d| d.captures_backtraces());
+        *slot.trace() = Some(BorrowTrace::capture(backtraces));
     }
 
     /// Creates a connection in a reserved slot and leases it.
@@ -584,7 +606,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Publishes an idle connection: straight to the oldest waiter in fair
     /// mode, else onto this thread's shard, then serves any waiter that
     /// registered meanwhile.
-    #[inline]
+    #[inline(always)]
     pub(super) fn give_back(&self, index: u32, conn: C) {
         if self.fair && !self.waiters.is_empty() {
             // Promised to a waiter: counted as borrowed, never as idle.
