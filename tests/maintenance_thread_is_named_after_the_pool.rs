@@ -1,11 +1,11 @@
 //! Every pool starts one maintenance thread of its own, named
-//! `rusty-db-maint-<pool name>`, and its background work (here: refilling
+//! `rdb-<pool name>`, and its background work (here: refilling
 //! `min_size`) runs on it, not on the caller's thread.
 //!
-//! The kernel keeps only the first 15 bytes of a thread's name, which
-//! `rusty-db-maint-` fills: `ps`, `top` and `/proc/*/task/*/comm` show the
-//! prefix only. The full name is what Rust (panics, `log` records) and
-//! debuggers reading `pthread_getname_np` see.
+//! The kernel keeps only the first 15 bytes of a thread's name; the short
+//! `rdb-` prefix leaves 11 of them to the pool's name, so `ps`, `top` and
+//! `/proc/*/task/*/comm` tell pools apart. The full name is what Rust
+//! (panics, `log` records) sees.
 
 mod common;
 
@@ -35,12 +35,12 @@ fn background_refill_runs_on_a_thread_named_after_the_pool() {
     let threads = creators.0.lock().unwrap().clone();
     assert_eq!(threads.len(), 2);
     for thread in &threads {
-        assert_eq!(thread.name.as_deref(), Some("rusty-db-maint-orders-db"));
+        assert_eq!(thread.name.as_deref(), Some("rdb-orders-db"));
         assert_eq!(thread.tid, threads[0].tid, "one maintenance thread per pool");
     }
     if let Some(tid) = threads[0].tid {
         let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap();
-        assert_eq!(comm.trim_end(), "rusty-db-maint-", "the kernel's copy, cut to 15 bytes");
+        assert_eq!(comm.trim_end(), "rdb-orders-db", "the kernel's copy (15 bytes at most)");
     }
     assert_ne!(threads[0].tid, common::current_tid(), "not the test's thread");
     drop(pool);
@@ -62,7 +62,7 @@ fn two_pools_get_two_threads_each_with_its_pool_s_name() {
     .unwrap();
     assert!(common::eventually(|| pool_a.size() == 1 && pool_b.size() == 1));
     let (ta, tb) = (a.0.lock().unwrap()[0].clone(), b.0.lock().unwrap()[0].clone());
-    assert_eq!(ta.name.as_deref(), Some("rusty-db-maint-alpha"));
-    assert_eq!(tb.name.as_deref(), Some("rusty-db-maint-beta"));
+    assert_eq!(ta.name.as_deref(), Some("rdb-alpha"));
+    assert_eq!(tb.name.as_deref(), Some("rdb-beta"));
     assert_ne!(ta.tid, tb.tid);
 }

@@ -34,7 +34,7 @@ impl FirstCreator {
     fn maintenance_thread(&self, pool_name: &str) -> ThreadWatch {
         assert!(common::eventually(|| self.0.lock().unwrap().is_some()), "the refill never ran");
         let watch = self.0.lock().unwrap().clone().unwrap();
-        assert_eq!(watch.name.as_deref(), Some(format!("rusty-db-maint-{pool_name}").as_str()));
+        assert_eq!(watch.name.as_deref(), Some(format!("rdb-{pool_name}").as_str()));
         assert!(!watch.has_exited());
         watch
     }

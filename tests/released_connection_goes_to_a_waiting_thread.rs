@@ -86,13 +86,17 @@ fn in_fair_mode_a_newcomer_cannot_take_a_connection_returned_while_someone_waits
     let held = pool.acquire().unwrap();
     let serial = held.serial;
     thread::scope(|s| {
-        let waiter = s.spawn(|| pool.acquire_timeout(WAITER_TIMEOUT).map(|c| c.serial));
+        // The waiter keeps its guard until after the check below: a guard
+        // dropped on the waiter's thread would make a later try_acquire
+        // succeed legitimately.
+        let waiter = s.spawn(|| pool.acquire_timeout(WAITER_TIMEOUT));
         assert!(common::eventually(|| pool.waiting() == 1), "the waiter never registered");
         drop(held);
         // The connection was handed to the waiter inside `drop`; it was never up for grabs.
         let barged = pool.try_acquire();
         assert!(matches!(barged, Err(PoolError::PoolExhausted { .. })), "a newcomer barged: {barged:?}");
-        assert_eq!(waiter.join().unwrap().unwrap(), serial);
+        let got = waiter.join().unwrap().expect("the waiter got the connection");
+        assert_eq!(got.serial, serial);
     });
 }
 

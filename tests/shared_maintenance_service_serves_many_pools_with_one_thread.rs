@@ -1,5 +1,5 @@
 //! A `MaintenanceService` shared by many pools runs all their maintenance
-//! on its one thread (`rusty-db-maint-<service name>`): 20 pools add one
+//! on its one thread (`rdb-<service name>`): 20 pools add one
 //! thread to the process, not 20, each pool still gets its refill and idle
 //! eviction, and each pool unregisters when it closes or is dropped.
 //!
@@ -28,7 +28,7 @@ impl PoolEventListener for Creators {
 
 /// Threads of this process whose (kernel, 15-byte) name is a maintenance thread's.
 fn maintenance_threads() -> usize {
-    common::thread_names().iter().filter(|n| n.starts_with("rusty-db-maint")).count()
+    common::thread_names().iter().filter(|n| n.starts_with("rdb-")).count()
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn twenty_pools_share_one_thread_and_unregister_as_they_close() {
     let created = creators.0.lock().unwrap().clone();
     assert_eq!(created.len(), POOLS);
     for watch in &created {
-        assert_eq!(watch.name.as_deref(), Some("rusty-db-maint-tenants"));
+        assert_eq!(watch.name.as_deref(), Some("rdb-tenants"));
         assert_eq!(watch.tid, created[0].tid, "one thread for all");
     }
     if cfg!(target_os = "linux") {

@@ -45,7 +45,23 @@ pub enum AgingPolicy {
         max_borrows: u64,
     },
     /// Retire a connection whose error rate exceeds `error_threshold`, and
-    /// scale its lifetime with the pool's observed error rate.
+    /// scale lifetimes with the pool's observed error rate.
+    ///
+    /// The exact rules:
+    /// - A connection's errors are those its users record with
+    ///   [`record_error`](super::PooledConnectionGuard::record_error) (a
+    ///   failed validation or reset closes it outright). Once it has been
+    ///   borrowed at least 10 times, it is retired when `errors / borrows >
+    ///   error_threshold`.
+    /// - The pool's rate `r` is errors over borrows summed over its open
+    ///   connections (judged once they add up to 10 borrows). Lifetimes are
+    ///   `base_lifetime × clamp(error_threshold / r, 0.25, 2.0)`, and
+    ///   `2 × base_lifetime` while `r` is 0: a healthy pool keeps
+    ///   connections longer, a failing one recycles them up to four times
+    ///   sooner.
+    /// - Lifetimes carry the same jitter as `max_lifetime` (up to 5 %
+    ///   shorter), and are checked when a connection comes back and by the
+    ///   maintenance thread while it idles; never while it is borrowed.
     Adaptive {
         /// Lifetime of a connection while the pool sees no errors.
         base_lifetime: Duration,

@@ -99,8 +99,10 @@ pub struct PoolConfig {
     /// A service shared with other pools instead of a thread of this
     /// pool's own. Default `None` (own thread).
     pub maintenance_service: Option<MaintenanceService>,
-    /// Create connections ahead of demand while threads wait, and close
-    /// surplus idle ones toward `min_size`. Default `false`.
+    /// Keep a spare of idle connections (one per four borrowed, plus one
+    /// per waiting thread), created ahead of demand by the maintenance
+    /// thread, and close idle connections beyond that spare (toward
+    /// `min_size`) once the surplus has lasted four passes. Default `false`.
     pub adaptive_sizing: bool,
 }
 

@@ -4,7 +4,7 @@
 //! A [`MaintenanceService`] is one thread that runs the maintenance pass of
 //! every pool registered with it, each at its own interval and on demand
 //! (after an eviction or a failed creation). By default every pool makes a
-//! private service, so a pool has one thread named `rusty-db-maint-<name>`;
+//! private service, so a pool has one thread named `rdb-<name>`;
 //! give many pools one shared service
 //! ([`PoolConfigBuilder::maintenance_service`](super::PoolConfigBuilder::maintenance_service))
 //! so that 300 pools do not mean 300 threads. A pool's own thread stops
@@ -118,7 +118,7 @@ impl PartialEq for MaintenanceService {
 }
 
 impl MaintenanceService {
-    /// Starts a service thread named `rusty-db-maint-<name>`. It runs until
+    /// Starts a service thread named `rdb-<name>`. It runs until
     /// the last clone of the service is dropped (pools hold one until they
     /// close and are dropped).
     pub fn new(name: &str) -> Self {
@@ -130,7 +130,7 @@ impl MaintenanceService {
             thread_id: Mutex::default(),
         });
         let runner = Arc::clone(&service);
-        let spawned = thread::Builder::new().name(format!("rusty-db-maint-{name}")).spawn(move || runner.run());
+        let spawned = thread::Builder::new().name(format!("rdb-{name}")).spawn(move || runner.run());
         match spawned {
             Ok(handle) => {
                 *service.thread_id.lock() = Some(handle.thread().id());
