@@ -136,7 +136,7 @@ impl<C: Send + 'static> Inner<C> {
     /// `PoolExhausted` instead.
     pub(crate) fn acquire(&self, timeout: Duration, priority: i32, wait: bool) -> Result<Lease<C>> {
         let home = home_shard(self.shards());
-        // One fast-path acquire in 64 per shard is timed, for the statistics.
+        // A sample of fast-path acquires is timed, for the statistics.
         let sample = self.stats.sample_start(home);
         // Read the clock only once the fast path has failed.
         let mut start: Option<Instant> = None;

@@ -109,11 +109,11 @@ impl StripedCounters {
         self.shards[shard].events[event as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One shard's count of `event` (not the total).
+    /// One shard's counter of `event`, for a caller that reads it and
+    /// then bumps it.
     #[inline]
-    pub(crate) fn get(&self, shard: usize, event: Event) -> u64 {
-        // Relaxed: a statistic; see the module docs.
-        self.shards[shard].events[event as usize].load(Ordering::Relaxed)
+    pub(crate) fn counter(&self, shard: usize, event: Event) -> &AtomicU64 {
+        &self.shards[shard].events[event as usize]
     }
 
     pub(crate) fn add_failure(&self, shard: usize, failure: Failure) {
@@ -184,8 +184,8 @@ mod tests {
         let totals = counters.totals();
         assert_eq!(totals.event(Event::Created), 2);
         assert_eq!(totals.event(Event::ImmediateAcquire), 1);
-        assert_eq!(counters.get(1, Event::ImmediateAcquire), 1);
-        assert_eq!(counters.get(0, Event::ImmediateAcquire), 0);
+        assert_eq!(counters.counter(1, Event::ImmediateAcquire).load(Ordering::Relaxed), 1);
+        assert_eq!(counters.counter(0, Event::ImmediateAcquire).load(Ordering::Relaxed), 0);
         assert_eq!((totals.failure(Failure::Timeout), totals.failures()), (1, 2));
         assert_eq!((totals.closed(CloseReason::Shutdown), totals.closes()), (2, 3));
     }

@@ -22,8 +22,10 @@ use hdrhistogram::Histogram;
 
 use crate::sync::{CachePadded, Mutex};
 
-/// One fast-path acquire in this many (per shard) is timed.
-pub(crate) const SAMPLE_EVERY: u64 = 64;
+/// One fast-path acquire in this many (per shard) is timed. A sample costs
+/// two clock reads and a lock (about 60 ns); one in 256 makes that a
+/// quarter of a nanosecond per acquire (one in 64 measured +1 ns).
+pub(crate) const SAMPLE_EVERY: u64 = 256;
 
 /// The longest time a histogram tells apart: one hour, in nanoseconds.
 const HIGHEST_NANOS: u64 = 3_600 * 1_000_000_000;

@@ -11,7 +11,7 @@
 //!
 //! An acquire served at once from an idle stack costs one `Relaxed`
 //! increment on its shard's own cache line and one load of it; only one
-//! such acquire in 64 per shard reads the clock and takes its shard's
+//! such acquire in 256 per shard reads the clock and takes its shard's
 //! histogram lock. Acquires that had to create a connection or queue
 //! already read the clock, and are all timed. Releases record nothing.
 //! Figures that follow from others are derived when read, not counted

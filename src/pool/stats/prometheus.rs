@@ -130,7 +130,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "rustydb_pool_average_acquire_seconds",
         kind: Kind::Gauge,
-        help: "Mean time of a successful acquire since the pool started (fast-path ones sampled 1 in 64).",
+        help: "Mean time of a successful acquire since the pool started (fast-path ones sampled 1 in 256).",
         recorded: true,
         samples: |s| vec![Sample::plain(Value::Real(s.average_acquire_time.as_secs_f64()))],
     },

@@ -19,7 +19,7 @@ use crate::pool::error::PoolError;
 use crate::pool::home_shard::home_shard;
 use crate::pool::inner::Inner;
 use crate::pool::slot;
-use crate::sync::Mutex;
+use crate::sync::{AtomicU64, Mutex, Ordering};
 
 /// The pool's state at one moment, read from its slots and wait queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +46,21 @@ impl Gauges {
             max_size: inner.config.max_size,
         }
     }
+}
+
+/// What the start of an acquire hands to its fast-path end: its shard's
+/// immediate-acquire counter (`None` while statistics are off) and, for a
+/// sampled acquire, when it started.
+pub(crate) struct AcquireProbe<'a> {
+    immediate: Option<&'a AtomicU64>,
+    started: Option<Instant>,
+}
+
+/// The clock, for a sampled acquire (kept out of the fast path's code).
+#[cold]
+#[inline(never)]
+fn sample_clock() -> Option<Instant> {
+    Some(Instant::now())
 }
 
 /// Something that can read a live pool's gauges (the pool's handle).
@@ -151,31 +166,38 @@ impl PoolStats {
 
     // === recording, called by the engine ===
 
-    /// At the start of an acquire: the time, if this acquire is one of the
-    /// `1 / SAMPLE_EVERY` on its shard to be timed should it take the fast
-    /// path; `None` (and no clock read) otherwise.
+    /// At the start of an acquire: what its fast-path end needs, found
+    /// now so the end is one increment. The clock is read only if this
+    /// acquire is one of the `1 / SAMPLE_EVERY` on its shard to be timed.
     #[inline]
-    pub(crate) fn sample_start(&self, shard: usize) -> Option<Instant> {
+    pub(crate) fn sample_start(&self, shard: usize) -> AcquireProbe<'_> {
         let core = &*self.core;
-        if core.enabled && core.counters.get(shard, Event::ImmediateAcquire) % SAMPLE_EVERY == 0 {
-            Some(Instant::now())
-        } else {
-            None
+        if !core.enabled {
+            return AcquireProbe { immediate: None, started: None };
+        }
+        let immediate = core.counters.counter(shard, Event::ImmediateAcquire);
+        // Relaxed: the count only picks which acquires are timed.
+        let started = if immediate.load(Ordering::Relaxed) % SAMPLE_EVERY == 0 { sample_clock() } else { None };
+        AcquireProbe { immediate: Some(immediate), started }
+    }
+
+    /// An acquire served at once from an idle connection; `probe` is what
+    /// [`sample_start`](Self::sample_start) returned.
+    #[inline]
+    pub(crate) fn record_immediate_acquire(&self, shard: usize, probe: AcquireProbe<'_>) {
+        if let Some(immediate) = probe.immediate {
+            // Relaxed: a statistic (see `counters`).
+            immediate.fetch_add(1, Ordering::Relaxed);
+            if let Some(start) = probe.started {
+                self.record_sample(shard, start);
+            }
         }
     }
 
-    /// An acquire served at once from an idle connection; `sample` is what
-    /// [`sample_start`](Self::sample_start) returned.
-    #[inline]
-    pub(crate) fn record_immediate_acquire(&self, shard: usize, sample: Option<Instant>) {
-        let core = &*self.core;
-        if !core.enabled {
-            return;
-        }
-        core.counters.add(shard, Event::ImmediateAcquire);
-        if let Some(start) = sample {
-            core.times.record_sample(shard, start.elapsed());
-        }
+    #[cold]
+    #[inline(never)]
+    fn record_sample(&self, shard: usize, start: Instant) {
+        self.core.times.record_sample(shard, start.elapsed());
     }
 
     /// An acquire that found no idle connection at once (it created one or

@@ -122,7 +122,7 @@ pub struct PoolStatistics {
     /// Mean time a successful acquire spent in the pool, since the pool was
     /// created (`acquire_time_histogram.mean`). Waited acquires are timed
     /// exactly, from the moment the fast path failed; immediate ones are
-    /// estimated from a sample (one in 64 per shard) so the fast path
+    /// estimated from a sample (one in 256 per shard) so the fast path
     /// rarely reads the clock. Failed acquires are not included.
     pub average_acquire_time: Duration,
     /// Mean wait per successful acquire since the pool was created, where
