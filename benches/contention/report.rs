@@ -164,34 +164,39 @@ pub fn markdown(rows: &[Row], machine: &Machine, duration: Duration) -> String {
     md
 }
 
-/// The issue's targets, each with the measured value.
+/// The issue's targets, each with the measured value. `cycle` targets are
+/// checked for both queue modes (the issue names none); `hold-yield` ones in
+/// fair mode, as the issue asks.
 fn targets(md: &mut String, rows: &[Row]) {
     let get = |workload, threads, subject| find(rows, "null", workload, threads, subject);
     let mut lines = Vec::new();
     let mut check =
         |ok: bool, text: String| lines.push(format!("- {} {text}", if ok { "met:" } else { "**missed:**" }));
-    use Subject::{Mutex, R2d2, RustyFair, RustyFairRoundRobin};
+    use Subject::{Mutex, R2d2, RustyFair, RustyFairRoundRobin, RustyUnfair};
     use Workload::{Cycle, HoldYield};
-    if let (Some(one), Some(r2d2)) = (get(Cycle, 1, RustyFair), get(Cycle, 1, R2d2)) {
-        let ns = one.nanos_per_op();
-        check(ns <= 20.0, format!("cycle, 1 thread: {ns:.1} ns per acquire+release (target ≤ 20)"));
-        let x = one.ops_per_sec / r2d2.ops_per_sec;
-        check(x >= 8.0, format!("cycle, 1 thread: {x:.1}× r2d2 (target ≥ 8×)"));
-    }
-    if let (Some(one), Some(two)) = (get(Cycle, 1, RustyFair), get(Cycle, 2, RustyFair)) {
-        let x = two.ops_per_sec / one.ops_per_sec;
-        check(x >= 1.6, format!("cycle, 2 threads: {x:.2}× 1 thread (target ≥ 1.6×)"));
-    }
-    for threads in [2, 8, 32] {
-        let (Some(us), Some(r2d2), Some(mutex)) =
-            (get(Cycle, threads, RustyFair), get(Cycle, threads, R2d2), get(Cycle, threads, Mutex))
-        else {
-            continue;
-        };
-        let (xr, xm) = (us.ops_per_sec / r2d2.ops_per_sec, us.ops_per_sec / mutex.ops_per_sec);
-        check(xr >= 15.0, format!("cycle, {threads} threads: {xr:.1}× r2d2 (target ≥ 15×)"));
-        check(xm >= 3.0, format!("cycle, {threads} threads: {xm:.1}× mutex (target ≥ 3×)"));
-        check(us.p99 < 1_000, format!("cycle, {threads} threads: acquire p99 {} (target < 1 µs)", nanos(us.p99)));
+    for (us, mode) in [(RustyFair, "fair"), (RustyUnfair, "unfair")] {
+        if let (Some(one), Some(r2d2)) = (get(Cycle, 1, us), get(Cycle, 1, R2d2)) {
+            let ns = one.nanos_per_op();
+            check(ns <= 20.0, format!("cycle, 1 thread, {mode}: {ns:.1} ns per acquire+release (target ≤ 20)"));
+            let x = one.ops_per_sec / r2d2.ops_per_sec;
+            check(x >= 8.0, format!("cycle, 1 thread, {mode}: {x:.1}× r2d2 (target ≥ 8×)"));
+        }
+        if let (Some(one), Some(two)) = (get(Cycle, 1, us), get(Cycle, 2, us)) {
+            let x = two.ops_per_sec / one.ops_per_sec;
+            check(x >= 1.6, format!("cycle, 2 threads, {mode}: {x:.2}× 1 thread (target ≥ 1.6×)"));
+        }
+        for threads in [2, 8, 32] {
+            let (Some(row), Some(r2d2), Some(mutex)) =
+                (get(Cycle, threads, us), get(Cycle, threads, R2d2), get(Cycle, threads, Mutex))
+            else {
+                continue;
+            };
+            let (xr, xm) = (row.ops_per_sec / r2d2.ops_per_sec, row.ops_per_sec / mutex.ops_per_sec);
+            check(xr >= 15.0, format!("cycle, {threads} threads, {mode}: {xr:.1}× r2d2 (target ≥ 15×)"));
+            check(xm >= 3.0, format!("cycle, {threads} threads, {mode}: {xm:.1}× mutex (target ≥ 3×)"));
+            let p99 = nanos(row.p99);
+            check(row.p99 < 1_000, format!("cycle, {threads} threads, {mode}: acquire p99 {p99} (target < 1 µs)"));
+        }
     }
     if let (Some(us), Some(r2d2), Some(mutex)) =
         (get(HoldYield, 32, RustyFair), get(HoldYield, 32, R2d2), get(HoldYield, 32, Mutex))
@@ -199,13 +204,10 @@ fn targets(md: &mut String, rows: &[Row]) {
         for (peer, name) in [(mutex, "mutex"), (r2d2, "r2d2")] {
             let x = us.ops_per_sec / peer.ops_per_sec;
             check(x >= 2.0, format!("hold-yield, 32 threads, fair: {x:.1}× {name} (target ≥ 2×)"));
+            let (ours, theirs) = (nanos(us.p99), nanos(peer.p99));
             check(
                 us.p99 * 2 <= peer.p99,
-                format!(
-                    "hold-yield, 32 threads, fair: acquire p99 {} vs {name} {} (target ≤ half)",
-                    nanos(us.p99),
-                    nanos(peer.p99)
-                ),
+                format!("hold-yield, 32 threads, fair: acquire p99 {ours} vs {name} {theirs} (target ≤ half)"),
             );
         }
         check(us.fairness > 0.5, format!("hold-yield, 32 threads, fair: fairness {:.2} (target > 0.5)", us.fairness));

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -110,9 +110,15 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
 }
 
-/// Runs `workload` on `threads` threads against `driver` for `duration`.
+const WARMING: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// Runs `workload` on `threads` threads against `driver` for a warm-up of
+/// a quarter of `duration` (at most 250 ms; nothing is counted), then for
+/// `duration`.
 pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: Duration) -> Outcome {
-    let stop = AtomicBool::new(false);
+    let phase = AtomicU8::new(WARMING);
     let start_line = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -120,9 +126,19 @@ pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: 
                 s.spawn(|| {
                     let mut latency = histogram();
                     let mut ops = 0u64;
+                    let mut measuring = false;
                     start_line.wait();
-                    // Relaxed: a stale `false` only runs one more operation.
-                    while !stop.load(Ordering::Relaxed) {
+                    loop {
+                        // Relaxed: a stale phase only counts (or skips) one more operation.
+                        match phase.load(Ordering::Relaxed) {
+                            STOPPED => break,
+                            MEASURING if !measuring => {
+                                measuring = true;
+                                ops = 0;
+                                latency.reset();
+                            }
+                            _ => {}
+                        }
                         if ops % SAMPLE_EVERY == 0 {
                             if let Some(nanos) = driver.op(workload, true) {
                                 latency.saturating_record(nanos.max(1));
@@ -137,9 +153,11 @@ pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: 
             })
             .collect();
         start_line.wait();
+        std::thread::sleep((duration / 4).min(Duration::from_millis(250)));
+        phase.store(MEASURING, Ordering::Relaxed);
         let started = Instant::now();
         std::thread::sleep(duration);
-        stop.store(true, Ordering::Relaxed);
+        phase.store(STOPPED, Ordering::Relaxed);
         let elapsed = started.elapsed();
         let mut per_thread = Vec::with_capacity(threads);
         let mut latency = histogram();
