@@ -56,6 +56,12 @@
 //! keeps failing until the acquire deadline, `acquire` returns
 //! [`PoolError::Factory`](pool::PoolError::Factory) with the factory's last
 //! error rather than a bare `ConnectionTimeout`, so the cause is not hidden.
+//!
+//! The reference's Prometheus example exports the current number of
+//! connections as a gauge named `rustydb_pool_connections_total`; only
+//! counters may end in `_total` (`promtool check metrics` rejects it), so
+//! ours is `rustydb_pool_connections`. Maintenance threads are named
+//! `rdb-<pool name>`, short enough for the kernel's 15-byte thread names.
 
 #![deny(missing_docs)]
 

@@ -1,8 +1,10 @@
 //! Synchronous twins of the Rust snippets in the API reference
 //! (`rustydb-pool-api-reference.md`): `.await`, `#[async_trait]` and
 //! `#[tokio::main]` dropped, every name, field, default and error variant
-//! kept. Partitioning, statistics, the dashboard, the leak detector, aging
-//! policies, the validator and the REST API are not covered yet.
+//! kept. Statistics and the dashboard have their twins in
+//! `statistics_reference_snippets.rs`, aging, the validator and the leak
+//! detector in `reference_maintenance_snippets.rs`; partitioning and the
+//! REST API are not built yet.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
