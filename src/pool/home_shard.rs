@@ -11,14 +11,17 @@
 //! round-robin instead. [`CoreRuntime`](crate::runtime::CoreRuntime) workers
 //! [bind](bind_current_thread) their thread to their shard once.
 //!
-//! Measured against the round-robin policy it replaced (2-core AMD EPYC,
-//! `cargo bench --bench contention`, `cycle` = acquire and drop over 8
-//! connections, fair mode): the same cost on one thread (criterion: 53.8
-//! vs. 54.3 ns per cycle, within noise), and 1.3-1.6× the throughput at 2
-//! threads, 1.6-1.7× at 8 and 3-5× at 32, because with round-robin the two
-//! threads running at any instant share a shard about half the time, and
-//! then contend on its stack head and guard counter. So the CPU policy is
-//! the default; [`ShardPolicy`](crate::runtime::ShardPolicy) switches back.
+//! Measured against the round-robin policy it replaced (2-core AMD EPYC
+//! shared with other builds, `cargo bench --bench contention`, `cycle` =
+//! acquire and drop over 8 connections, fair mode, seven runs): the same
+//! cost on one thread (criterion: 35.4 ns vs. 39.0 ns per cycle, within
+//! noise), 1.0-1.6× round-robin's throughput at 2 threads and 1.4-1.7× at
+//! 8 (0.9× once, on a saturated machine), because with round-robin the two
+//! threads running at any instant share a shard about half the time and
+//! then contend on its stack head and guard counter. At 32 threads fair
+//! mode's wait queue dominates both (0.9-1.5×; 3-5× in two early runs). So
+//! the CPU policy is the default; [`ShardPolicy`](crate::runtime::ShardPolicy)
+//! switches back.
 //!
 //! [`home_shard`] runs on every acquire and release, so its common path is
 //! one thread-local read, a compare and a decrement: the shard is cached
