@@ -36,6 +36,7 @@ pub use error::{FactoryError, PoolError, Result};
 pub use events::{CloseReason, EventListenerRef, PoolEventListener};
 pub use factory::ConnectionFactory;
 pub use guard::PooledConnectionGuard;
+pub(crate) use inner::panic_message;
 pub use leak::{LeakDetector, LeakInfo};
 pub use maintenance::MaintenanceService;
 pub use stats::{

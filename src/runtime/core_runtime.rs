@@ -12,7 +12,7 @@ use super::job_handle::{self, JobHandle};
 use super::lanes::{Job, Lanes};
 use super::worker::Startup;
 use crate::pool::home_shard::home_shard;
-use crate::pool::{ConnectionPool, PoolError};
+use crate::pool::{ConnectionPool, PoolError, panic_message};
 use crate::sync::Mutex;
 
 /// What the runtime's handle and its workers share.
@@ -221,15 +221,4 @@ where
         });
     });
     (job, handle)
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_string()
-    }
 }
