@@ -42,6 +42,13 @@ pub(crate) struct Lease<C> {
     pub(crate) id: u64,
 }
 
+/// What the slots held at one pass over them.
+pub(crate) struct Census {
+    pub(crate) idle: usize,
+    pub(crate) active: usize,
+    pub(crate) live: usize,
+}
+
 /// The shared state of one pool. Fields are visible to the sibling
 /// modules that extend it (`upkeep` holds the maintenance pass).
 pub(crate) struct Inner<C: Send + 'static> {
@@ -554,14 +561,10 @@ impl<C: Send + 'static> Inner<C> {
         if !matches!(reset, Ok(true)) {
             return Err(CloseReason::Broken);
         }
-        if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid(conn) {
+        if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid_in(conn, None) {
             return Err(CloseReason::Validation);
         }
         Ok(())
-    }
-
-    fn is_valid(&self, conn: &C) -> bool {
-        self.is_valid_in(conn, None)
     }
 
     /// Validates through the configured validator (which may skip a
@@ -715,6 +718,21 @@ impl<C: Send + 'static> Inner<C> {
     /// Open and opening connections right now (a snapshot).
     pub(crate) fn live(&self) -> usize {
         self.slots.iter().filter(|s| s.state() != slot::VACANT).count()
+    }
+
+    /// Idle, borrowed and live counts from one pass over the slots.
+    pub(crate) fn census(&self) -> Census {
+        let mut census = Census { idle: 0, active: 0, live: 0 };
+        for s in self.slots.iter() {
+            match s.state() {
+                slot::VACANT => continue,
+                slot::IDLE => census.idle += 1,
+                slot::IN_USE => census.active += 1,
+                _ => {}
+            }
+            census.live += 1;
+        }
+        census
     }
 
     /// When a leased connection was created.

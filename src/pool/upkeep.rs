@@ -289,9 +289,9 @@ impl<C: Send + 'static> Inner<C> {
     /// is closed. An unused pool (nothing borrowed) keeps no spare, and
     /// steady load keeps the same one, so neither churns.
     fn adapt(&self, job: &mut PoolJob<C>) {
-        let idle = self.count(slot::IDLE);
-        let live = self.live();
-        let spare = self.count(slot::IN_USE).div_ceil(4) + self.waiting();
+        let census = self.census();
+        let (idle, live) = (census.idle, census.live);
+        let spare = census.active.div_ceil(4) + self.waiting();
         if idle < spare && live < self.config.max_size {
             let grow = (spare - idle).min(self.config.max_size - live);
             log::debug!("pool {:?}: adaptive sizing creates {grow} ahead of demand", self.config.name);

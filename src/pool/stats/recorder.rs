@@ -18,7 +18,6 @@ use crate::pool::config::PoolConfig;
 use crate::pool::error::PoolError;
 use crate::pool::home_shard::home_shard;
 use crate::pool::inner::Inner;
-use crate::pool::slot;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
 /// The pool's state at one moment, read from its slots and wait queue.
@@ -32,16 +31,13 @@ pub(crate) struct Gauges {
 }
 
 impl Gauges {
-    /// Reads `inner`'s gauges (one pass over the slots per figure, so each
-    /// is a snapshot of its own instant; `total` is kept at least
-    /// `active + idle`).
+    /// Reads `inner`'s gauges from one pass over the slots.
     pub(crate) fn of<C: Send + 'static>(inner: &Inner<C>) -> Self {
-        let active = inner.count(slot::IN_USE);
-        let idle = inner.count(slot::IDLE);
+        let census = inner.census();
         Gauges {
-            active,
-            idle,
-            total: inner.live().max(active + idle),
+            active: census.active,
+            idle: census.idle,
+            total: census.live,
             waiting: inner.waiting(),
             max_size: inner.config.max_size,
         }
