@@ -58,9 +58,11 @@ fn a_connection_in_regular_use_is_never_closed_as_idle() {
     // that has the idle connections out, and creates a new one instead).
     drop(busy);
     let until = Instant::now() + IDLE * 6;
+    let mut in_use = spare_id;
     while Instant::now() < until {
         let conn = pool.acquire().unwrap();
-        last_returned.insert(conn.id(), Instant::now());
+        in_use = conn.id();
+        last_returned.insert(in_use, Instant::now());
         drop(Held::new(conn));
         thread::sleep(IDLE / 5);
     }
@@ -70,7 +72,9 @@ fn a_connection_in_regular_use_is_never_closed_as_idle() {
         let idle_for = events.closed_at(id).unwrap() - last_returned[&id];
         assert!(idle_for >= IDLE, "connection {id} closed as idle {idle_for:?} after its last use");
     }
-    assert_eq!(pool.size(), 1, "the one in use is still open");
+    // Not `pool.size() == 1`: an acquire that races a pass (see above)
+    // legitimately opens a second connection, which is then still open.
+    assert_eq!(events.close_reason(in_use), None, "the one in use is still open");
     factory.assert_no_violations();
 }
 
