@@ -166,6 +166,9 @@ impl<C: Send + 'static> Inner<C> {
         let idle_limit = self.config.idle_timeout.map(duration_nanos);
         let keepalive = self.config.validator.as_ref().and_then(|v| v.keepalive_interval()).map(duration_nanos);
         let mut live = self.live();
+        if !self.anything_due(now, sightings, idle_limit, keepalive, live) {
+            return;
+        }
         let mut retire = Vec::new();
         let mut check = Vec::new();
         for stack in self.idle.iter() {
@@ -218,6 +221,33 @@ impl<C: Send + 'static> Inner<C> {
             self.idle[0].push(&*self.slots, index);
         }
         self.after_push();
+    }
+
+    /// Whether any idle connection is due for retirement or keep-alive,
+    /// judged from the slots without taking anything out of the stacks
+    /// (and starting the idle sightings). Taking the idle connections out
+    /// makes a racing acquire open a connection it did not need, so a pass
+    /// does it only when there is work for it.
+    fn anything_due(
+        &self,
+        now: u64,
+        sightings: &mut [Sighting],
+        idle_limit: Option<u64>,
+        keepalive: Option<u64>,
+        live: usize,
+    ) -> bool {
+        let idle: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].state() == slot::IDLE).collect();
+        // Read after the states: each slot seen idle was returned before it.
+        let seen_at = duration_nanos(self.epoch.elapsed());
+        let mut due = false;
+        for index in idle {
+            let slot = &self.slots[index];
+            let idle_for = sightings[index].idle_for(slot, seen_at);
+            due |= self.is_expired(slot, now)
+                || (idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size)
+                || keepalive.is_some_and(|k| now.saturating_sub(slot.last_used_nanos()) >= k);
+        }
+        due
     }
 
     /// Validates one idle connection the pass owns; puts it back or closes it.
