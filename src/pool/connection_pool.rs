@@ -8,6 +8,7 @@
 //! pool; its memory lives on until the last guard comes back.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -16,8 +17,7 @@ use super::config::PoolConfig;
 use super::error::Result;
 use super::factory::ConnectionFactory;
 use super::guard::PooledConnectionGuard;
-use super::home_shard::home_shard;
-use super::inner::Inner;
+use super::inner::{Inner, panic_message};
 use super::leak::{LeakDetector, LeakInfo};
 use super::slot;
 use super::stats::{GaugeSource, Gauges, PoolStatistics, PoolStats};
@@ -72,8 +72,11 @@ impl<C: Send + 'static> Drop for Handle<C> {
         // guard's release says it may be freed, and that has not happened:
         // this handle still counts.
         let inner = unsafe { self.inner.as_ref() };
+        // No guard is made from here on, so the loans are final.
+        let loans = inner.loans();
+        inner.stats.keep_final_acquires(loans);
         inner.close();
-        if inner.refs.teardown() {
+        if inner.refs.teardown(loans) {
             // SAFETY: no handle and no guard is left (teardown returned
             // true), so nothing else can reach `inner`; it came from
             // `Box::into_raw` in `ConnectionPool::new`.
@@ -182,17 +185,23 @@ impl<C: Send + 'static> ConnectionPool<C> {
         // Timing the fast path is paid only while a listener wants it.
         let started = inner.listener.as_ref().map(|_| Instant::now());
         let lease = inner.acquire(timeout, priority, wait).inspect_err(|e| inner.stats.record_acquire_failure(e))?;
-        let stripe = home_shard(inner.shards());
-        inner.refs.acquire(stripe);
-        let acquired_at = match (started, &inner.listener) {
-            (Some(started), Some(listener)) => {
-                let now = Instant::now();
-                listener.on_acquire(lease.id, now - started);
-                Some(now)
+        let acquired_at = started.map(|started| self.announce(lease.id, started));
+        Ok(PooledConnectionGuard::new(self.handle.inner, lease, acquired_at))
+    }
+
+    /// Tells the event listener about an acquire; returns when it ended.
+    /// A panicking listener is logged, not propagated: the lease is a
+    /// counted loan (see `GuardRefs`) that must become a guard.
+    #[cold]
+    #[inline(never)]
+    fn announce(&self, id: u64, started: Instant) -> Instant {
+        let now = Instant::now();
+        if let Some(listener) = &self.inner().listener {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener.on_acquire(id, now - started))) {
+                log::warn!("PoolEventListener::on_acquire panicked: {}", panic_message(&*panic));
             }
-            _ => None,
-        };
-        Ok(PooledConnectionGuard::new(self.handle.inner, lease, stripe, acquired_at))
+        }
+        now
     }
 
     /// Closes the pool: every waiter wakes with

@@ -11,6 +11,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::events::CloseReason;
+use super::home_shard::home_shard;
 use super::inner::{Inner, Lease};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
@@ -20,7 +21,6 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     inner: NonNull<Inner<C>>,
     conn: Option<C>,
     slot: u32,
-    stripe: usize,
     id: u64,
     broken: bool,
     /// Set by `discard`: closed on drop as killed rather than broken.
@@ -36,12 +36,14 @@ unsafe impl<C: Send + 'static> Send for PooledConnectionGuard<C> {}
 unsafe impl<C: Send + Sync + 'static> Sync for PooledConnectionGuard<C> {}
 
 impl<C: Send + 'static> PooledConnectionGuard<C> {
-    pub(crate) fn new(inner: NonNull<Inner<C>>, lease: Lease<C>, stripe: usize, acquired_at: Option<Instant>) -> Self {
+    /// Wraps a lease; `acquired_at` starts the hold time an event listener
+    /// is told on release.
+    #[inline]
+    pub(crate) fn new(inner: NonNull<Inner<C>>, lease: Lease<C>, acquired_at: Option<Instant>) -> Self {
         PooledConnectionGuard {
             inner,
             conn: Some(lease.conn),
             slot: lease.slot,
-            stripe,
             id: lease.id,
             broken: false,
             killed: false,
@@ -51,8 +53,8 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
 
     #[inline]
     fn inner(&self) -> &Inner<C> {
-        // SAFETY: this guard is counted in `refs`, which keeps `Inner`
-        // allocated until the guard's drop uncounts it.
+        // SAFETY: this guard is counted in `refs` (as its slot's loan),
+        // which keeps `Inner` allocated until the guard's drop ends it.
         unsafe { self.inner.as_ref() }
     }
 
@@ -127,7 +129,8 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
                 if self.killed { Some(CloseReason::Killed) } else { self.broken.then_some(CloseReason::Broken) };
             inner.release(self.slot, conn, close);
         }
-        if self.inner().refs.release(self.stripe) {
+        let inner = self.inner();
+        if inner.refs.release(home_shard(inner.shards())) {
             // SAFETY: `release` returned true: the pool's handles are gone
             // and this was the last guard, so nothing else can reach
             // `inner`; it came from `Box::leak` in `ConnectionPool::new`.

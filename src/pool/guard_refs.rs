@@ -1,33 +1,43 @@
 //! Keeps the pool's memory alive for outstanding guards without a shared
-//! reference count on the fast path.
+//! reference count, and with one read-modify-write per guard.
 //!
 //! A guard must outlive every `ConnectionPool` handle (it is `'static`), but
 //! an `Arc` clone per acquire would make every thread write one shared cache
-//! line. Instead each shard has its own counter: a guard increments the
-//! counter of the shard it was acquired on and decrements the same one when
-//! it returns, touching only a line its core already owns.
+//! line. Instead guards are counted in two halves:
+//!
+//! - **made**: every guard is made from a slot's loan, which the slot's
+//!   owner counts with a plain store (`Slot::lend`). No guard is made once
+//!   the last handle is gone, so at teardown the sum over the slots is
+//!   exact. (Other holders, such as the maintenance job, count themselves
+//!   with [`GuardRefs::hold`], which is rare.)
+//! - **ended**: a guard that is done with the pool adds one to a counter of
+//!   the shard it runs on, touching only a line its core already owns.
 //!
 //! When the last handle drops, [`GuardRefs::teardown`] *collapses* the
-//! stripes: it swaps each for [`DEAD`] and moves the count it held into
+//! stripes: it swaps each for [`DEAD`] and takes the ends it held; the
+//! guards still out are the made ones minus those. It keeps them in
 //! `central`, which starts biased by [`BIAS`] so it cannot reach zero while
-//! stripes are still being collapsed. A guard whose decrement finds its
+//! stripes are still being collapsed. A guard whose increment finds its
 //! stripe dead was counted in `central` and decrements that instead.
-//! Whoever takes `central` to zero frees the pool. A guard that decrements a
-//! live stripe touches the pool no more after that decrement.
+//! Whoever takes `central` to zero frees the pool. A guard that increments
+//! a live stripe touches the pool no more after that increment.
 
 use crate::sync::{AtomicUsize, CachePadded, Ordering};
 
 /// What a collapsed stripe holds; counts below [`DEAD_THRESHOLD`] are live.
 const DEAD: usize = 1 << (usize::BITS - 2);
-/// Decrements of a dead stripe keep it far above this.
+/// Ends counted on a live stripe stay below this (2^61 on 64 bits), and
+/// increments of a dead stripe keep it above.
 const DEAD_THRESHOLD: usize = 1 << (usize::BITS - 3);
 /// Keeps `central` above zero while teardown runs.
 const BIAS: usize = 1 << (usize::BITS - 3);
 
-/// Striped counts of outstanding guards.
+/// Striped counts of guards that ended, plus the holders that are not guards.
 #[derive(Debug)]
 pub struct GuardRefs {
     stripes: Box<[CachePadded<AtomicUsize>]>,
+    /// References taken with [`hold`](Self::hold).
+    held: AtomicUsize,
     central: AtomicUsize,
 }
 
@@ -36,28 +46,27 @@ impl GuardRefs {
     pub fn new(stripes: usize) -> Self {
         GuardRefs {
             stripes: (0..stripes.max(1)).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
+            held: AtomicUsize::new(0),
             central: AtomicUsize::new(0),
         }
     }
 
-    /// Counts a new guard on `stripe`. The caller holds a pool handle, so
-    /// teardown cannot run concurrently.
-    #[inline]
-    pub fn acquire(&self, stripe: usize) {
+    /// Counts a reference that is not a slot's loan (the maintenance job's).
+    /// The caller holds a pool handle, so teardown cannot run concurrently.
+    pub fn hold(&self) {
         // Relaxed: the caller's handle keeps the pool alive during this call;
-        // the count only has to be seen by teardown, which starts after the
-        // last handle (and so this call) is gone.
-        self.stripes[stripe].fetch_add(1, Ordering::Relaxed);
+        // teardown, which starts after that handle is gone, reads it.
+        self.held.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Uncounts a guard from `stripe`. Returns `true` if the caller held the
-    /// last reference and must free the pool. After a `false` the caller
-    /// must not touch the pool again.
+    /// Ends a reference (a guard, or a [`hold`](Self::hold)), counted on
+    /// `stripe`. Returns `true` if it was the last and the caller must free
+    /// the pool. After a `false` the caller must not touch the pool again.
     #[inline]
     pub fn release(&self, stripe: usize) -> bool {
-        // Release: everything this guard did to the pool happens before the
-        // teardown that reads this stripe (its Acquire swap).
-        let old = self.stripes[stripe].fetch_sub(1, Ordering::Release);
+        // Release: everything this reference did to the pool happens before
+        // the teardown that reads this stripe (its Acquire swap).
+        let old = self.stripes[stripe].fetch_add(1, Ordering::Release);
         if old < DEAD_THRESHOLD {
             return false;
         }
@@ -65,18 +74,22 @@ impl GuardRefs {
         self.central.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
-    /// Collapses every stripe after the last handle dropped. Returns `true`
-    /// if no guard is outstanding and the caller must free the pool.
-    pub fn teardown(&self) -> bool {
+    /// Collapses every stripe after the last handle dropped; `loans` is the
+    /// number of guards ever made (the slots' loans, all of which happen
+    /// before the last handle's drop). Returns `true` if no reference is
+    /// outstanding and the caller must free the pool.
+    pub fn teardown(&self, loans: u64) -> bool {
         // AcqRel: the bias is in place before any stripe reads as dead.
         self.central.fetch_add(BIAS, Ordering::AcqRel);
-        let mut live = 0;
+        let mut ended = 0usize;
         for stripe in self.stripes.iter() {
-            // AcqRel: Acquire pairs with guards' Release decrements; Release
-            // publishes the bias to guards that find the stripe dead.
-            live += stripe.swap(DEAD, Ordering::AcqRel);
+            // AcqRel: Acquire pairs with the Release increments; Release
+            // publishes the bias to references that find the stripe dead.
+            ended += stripe.swap(DEAD, Ordering::AcqRel);
         }
-        let unbias = BIAS - live;
+        let made = usize::try_from(loans).unwrap_or(usize::MAX) + self.held.load(Ordering::Relaxed);
+        let outstanding = made.checked_sub(ended).expect("more references ended than were made");
+        let unbias = BIAS - outstanding;
         self.central.fetch_sub(unbias, Ordering::AcqRel) == unbias
     }
 }
@@ -88,20 +101,27 @@ mod tests {
     #[test]
     fn teardown_with_no_guards_frees_at_once() {
         let refs = GuardRefs::new(2);
-        refs.acquire(0);
+        // One guard made and ended before teardown.
         assert!(!refs.release(0));
-        assert!(refs.teardown());
+        assert!(refs.teardown(1));
     }
 
     #[test]
     fn last_guard_after_teardown_frees() {
         let refs = GuardRefs::new(3);
-        refs.acquire(0);
-        refs.acquire(2);
-        refs.acquire(2);
-        assert!(!refs.teardown());
+        // Three guards made; they end on other stripes than they began.
+        assert!(!refs.teardown(3));
         assert!(!refs.release(2));
         assert!(!refs.release(0));
-        assert!(refs.release(2));
+        assert!(refs.release(1));
+    }
+
+    #[test]
+    fn a_hold_keeps_the_pool_until_it_ends() {
+        let refs = GuardRefs::new(2);
+        refs.hold();
+        assert!(!refs.release(1)); // a guard
+        assert!(!refs.teardown(1));
+        assert!(refs.release(0)); // the hold
     }
 }

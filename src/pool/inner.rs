@@ -33,7 +33,7 @@ use super::slot::{self, Slot};
 use super::stats::PoolStats;
 use super::upkeep::Registration;
 use super::waiters::{Grant, RegisterError, WaitQueue};
-use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence};
+use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence, releaser_fence};
 
 /// A connection checked out of the pool, on its way into a guard.
 pub(crate) struct Lease<C> {
@@ -47,6 +47,8 @@ pub(crate) struct Census {
     pub(crate) idle: usize,
     pub(crate) active: usize,
     pub(crate) live: usize,
+    /// Guards ever made (successful acquires).
+    pub(crate) loans: u64,
 }
 
 /// The shared state of one pool. Fields are visible to the sibling
@@ -131,10 +133,11 @@ impl<C: Send + 'static> Inner<C> {
 
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        // Relaxed: a stale `false` lets one operation finish as if it came
+        // SeqCst: a releaser's look after its push (see `releaser_fence`).
+        // Elsewhere a stale `false` lets one operation finish as if it came
         // before `close()`; connections it returns are still closed, because
-        // releasers re-check after their fence (see `give_back`).
-        self.closed.load(Ordering::Relaxed)
+        // releasers re-check after their push (see `give_back`).
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Takes a connection, waiting until `timeout` if none is free.
@@ -144,7 +147,7 @@ impl<C: Send + 'static> Inner<C> {
     pub(crate) fn acquire(&self, timeout: Duration, priority: i32, wait: bool) -> Result<Lease<C>> {
         let home = home_shard(self.shards());
         // A sample of fast-path acquires is timed, for the statistics.
-        let sample = self.stats.sample_start(home);
+        let sample = self.stats.sample_start();
         // Read the clock only once the fast path has failed.
         let mut start: Option<Instant> = None;
         // Our place in the wait queue, kept across re-registrations.
@@ -622,10 +625,9 @@ impl<C: Send + 'static> Inner<C> {
             self.store(index, conn, slot::IDLE);
         }
         self.idle[home_shard(self.shards())].push(&*self.slots, index);
-        // SeqCst: the releaser half of the handshake (see `wait_for_grant`
-        // and `close`): either we see the waiter / the close, or they see
-        // our push.
-        fence(Ordering::SeqCst);
+        // The releaser half of the handshake (see `wait_for_grant` and
+        // `close`): either we see the waiter / the close, or they see our push.
+        releaser_fence();
         if self.is_closed() {
             self.drain_idle();
         } else if !self.waiters.is_empty() {
@@ -670,9 +672,8 @@ impl<C: Send + 'static> Inner<C> {
     pub(super) fn free_slot(&self, index: u32) {
         self.slots[index as usize].set_state(slot::VACANT);
         self.vacant.push(&*self.slots, index);
-        // SeqCst: as in `give_back`, so a waiter never sleeps beside a
-        // vacant slot.
-        fence(Ordering::SeqCst);
+        // As in `give_back`, so a waiter never sleeps beside a vacant slot.
+        releaser_fence();
         if !self.waiters.is_empty() {
             self.serve_waiters();
         }
@@ -710,6 +711,11 @@ impl<C: Send + 'static> Inner<C> {
         log::debug!("pool {:?}: closed", self.config.name);
     }
 
+    /// Guards ever made: exact once no handle is left (see `GuardRefs`).
+    pub(crate) fn loans(&self) -> u64 {
+        self.slots.iter().map(|s| s.loans()).sum()
+    }
+
     /// How many slots are in `state` right now (a snapshot).
     pub(crate) fn count(&self, state: u32) -> usize {
         self.slots.iter().filter(|s| s.state() == state).count()
@@ -722,8 +728,9 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Idle, borrowed and live counts from one pass over the slots.
     pub(crate) fn census(&self) -> Census {
-        let mut census = Census { idle: 0, active: 0, live: 0 };
+        let mut census = Census { idle: 0, active: 0, live: 0, loans: 0 };
         for s in self.slots.iter() {
+            census.loans += s.loans();
             match s.state() {
                 slot::VACANT => continue,
                 slot::IDLE => census.idle += 1,

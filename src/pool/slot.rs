@@ -47,6 +47,9 @@ pub(crate) struct Slot<C> {
     created_nanos: AtomicU64,
     /// How many times the current connection has been handed out.
     borrows: AtomicU64,
+    /// How many guards this slot has ever made (never reset): the pool's
+    /// count of acquires, and the made half of `GuardRefs`.
+    loans: AtomicU64,
     /// Errors seen on the current connection (failed validations and
     /// resets, errors its users recorded); feeds `AgingPolicy::Adaptive`.
     errors: AtomicU64,
@@ -76,6 +79,7 @@ impl<C> Slot<C> {
             id: AtomicU64::new(0),
             created_nanos: AtomicU64::new(0),
             borrows: AtomicU64::new(0),
+            loans: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_used_nanos: AtomicU64::new(0),
             lifetime_nanos: AtomicU64::new(u64::MAX),
@@ -185,13 +189,23 @@ impl<C> Slot<C> {
         self.trace.lock().take()
     }
 
-    /// Counts one more borrow; returns the connection's id. Called by the owner.
+    /// Counts one more borrow (and loan); returns the connection's id.
+    /// Called by the owner, for a guard it is about to make.
     #[inline]
     pub(crate) fn lend(&self) -> u64 {
-        // Only the owner writes, so load + store is exact and cheaper than an RMW.
+        // Only the owner writes, so load + store is exact and cheaper than an
+        // RMW. Relaxed: the next owner (through the stacks' Release/Acquire)
+        // and teardown (after every handle's drop) read them.
         let borrows = self.borrows.load(Ordering::Relaxed);
         self.borrows.store(borrows + 1, Ordering::Relaxed);
+        let loans = self.loans.load(Ordering::Relaxed);
+        self.loans.store(loans + 1, Ordering::Relaxed);
         self.id.load(Ordering::Relaxed)
+    }
+
+    /// How many guards this slot has made, ever.
+    pub(crate) fn loans(&self) -> u64 {
+        self.loans.load(Ordering::Relaxed)
     }
 
     /// Id of the slot's current connection (0 before the first).

@@ -43,7 +43,7 @@ impl Registration {
             Some(service) => (service.clone(), false),
             None => (MaintenanceService::new(&pool.config.name), true),
         };
-        pool.refs.acquire(0);
+        pool.refs.hold();
         let sightings = vec![Sighting::default(); pool.config.max_size].into_boxed_slice();
         let job = PoolJob { inner, surplus_passes: 0, min_surplus: usize::MAX, sightings };
         let task = service.register(Box::new(job));

@@ -11,8 +11,10 @@
 //! The protocol against lost wake-ups is Dekker's, as in crossbeam-channel's
 //! waker: a waiter publishes itself (`len`), issues a `SeqCst` fence and
 //! then looks at the stacks again; a releaser publishes the connection
-//! (push), issues a `SeqCst` fence and then reads `len`. At least one of the
-//! two sees the other, and whoever does moves the connection to the waiter.
+//! (a `SeqCst` push) and then reads `len` with a `SeqCst` load (see
+//! `sync::releaser_fence` for why no fence is needed on that side). At
+//! least one of the two sees the other, and whoever does moves the
+//! connection to the waiter.
 //!
 //! Queue order: higher priority first (fair mode registers everyone at
 //! priority 0), then arrival order. Arrival is a ticket taken at the first
@@ -119,11 +121,11 @@ impl WaitQueue {
         Self::default()
     }
 
-    /// How many threads wait. Relaxed: the callers that act on it order it
-    /// with their own `SeqCst` fence (see the module docs).
+    /// How many threads wait. SeqCst: it is the look in a releaser's half of
+    /// the handshake (see the module docs); on x86 it costs a plain load.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.len.load(Ordering::SeqCst)
     }
 
     /// Whether nobody waits (see [`WaitQueue::len`]).

@@ -4,8 +4,8 @@
 //! several threads may share a shard); a read adds the blocks up.
 //!
 //! ```text
-//!  shard 0 ─► [ immediate │ created │ … │ failures[kind] … │ closed[reason] … ]  (CachePadded)
-//!  shard 1 ─► [ immediate │ created │ … │ failures[kind] … │ closed[reason] … ]  (CachePadded)
+//!  shard 0 ─► [ created │ create failed │ … │ failures[kind] … │ closed[reason] … ]  (CachePadded)
+//!  shard 1 ─► [ created │ create failed │ … │ failures[kind] … │ closed[reason] … ]  (CachePadded)
 //! ```
 //!
 //! `Relaxed` is enough everywhere: a counter pairs with no other access;
@@ -18,9 +18,6 @@ use crate::sync::{AtomicU64, CachePadded, Ordering};
 /// Something counted once per occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Event {
-    /// An acquire served at once from an idle stack (the fast path); also
-    /// the per-shard clock that picks which acquires are timed.
-    ImmediateAcquire,
     /// The factory created a connection.
     Created,
     /// The factory failed (or panicked) creating one.
@@ -34,7 +31,7 @@ pub(crate) enum Event {
 }
 
 impl Event {
-    const COUNT: usize = 6;
+    const COUNT: usize = 5;
 }
 
 /// Why an acquire failed, one counter each.
@@ -109,13 +106,6 @@ impl StripedCounters {
         self.shards[shard].events[event as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One shard's counter of `event`, for a caller that reads it and
-    /// then bumps it.
-    #[inline]
-    pub(crate) fn counter(&self, shard: usize, event: Event) -> &AtomicU64 {
-        &self.shards[shard].events[event as usize]
-    }
-
     pub(crate) fn add_failure(&self, shard: usize, failure: Failure) {
         // Relaxed: a statistic; see the module docs.
         self.shards[shard].failures[failure as usize].fetch_add(1, Ordering::Relaxed);
@@ -175,7 +165,7 @@ mod tests {
         let counters = StripedCounters::new(3);
         counters.add(0, Event::Created);
         counters.add(2, Event::Created);
-        counters.add(1, Event::ImmediateAcquire);
+        counters.add(1, Event::Leak);
         counters.add_failure(2, Failure::Timeout);
         counters.add_failure(0, Failure::Closed);
         counters.add_closed(1, CloseReason::Idle);
@@ -183,9 +173,8 @@ mod tests {
         counters.add_closed(0, CloseReason::Shutdown);
         let totals = counters.totals();
         assert_eq!(totals.event(Event::Created), 2);
-        assert_eq!(totals.event(Event::ImmediateAcquire), 1);
-        assert_eq!(counters.counter(1, Event::ImmediateAcquire).load(Ordering::Relaxed), 1);
-        assert_eq!(counters.counter(0, Event::ImmediateAcquire).load(Ordering::Relaxed), 0);
+        assert_eq!(totals.event(Event::Leak), 1);
+        assert_eq!(totals.event(Event::CacheHit), 0);
         assert_eq!((totals.failure(Failure::Timeout), totals.failures()), (1, 2));
         assert_eq!((totals.closed(CloseReason::Shutdown), totals.closes()), (2, 3));
     }

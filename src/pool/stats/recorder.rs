@@ -5,7 +5,14 @@
 //! them through a weak reference to the pool: a `PoolStats` kept by a
 //! dashboard never keeps a dropped pool alive, and reads zero gauges once
 //! the pool is gone.
+//!
+//! Acquires are not counted here: every guard is a slot's loan, which the
+//! slot's owner counts with a plain store (the pool needs that count anyway,
+//! see `GuardRefs`), so the gauges carry the total and the fast path pays no
+//! shared read-modify-write for the statistic. The pool hands over its
+//! final total when its last handle drops.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -20,6 +27,11 @@ use crate::pool::home_shard::home_shard;
 use crate::pool::inner::Inner;
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
+thread_local! {
+    /// This thread's acquires, for picking the ones to time.
+    static SAMPLE_TICK: Cell<u64> = const { Cell::new(0) };
+}
+
 /// The pool's state at one moment, read from its slots and wait queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Gauges {
@@ -28,6 +40,8 @@ pub(crate) struct Gauges {
     pub(crate) total: usize,
     pub(crate) waiting: usize,
     pub(crate) max_size: usize,
+    /// Successful acquires since the pool was created (the slots' loans).
+    pub(crate) acquires: u64,
 }
 
 impl Gauges {
@@ -40,15 +54,14 @@ impl Gauges {
             total: census.live,
             waiting: inner.waiting(),
             max_size: inner.config.max_size,
+            acquires: census.loans,
         }
     }
 }
 
-/// What the start of an acquire hands to its fast-path end: its shard's
-/// immediate-acquire counter (`None` while statistics are off) and, for a
-/// sampled acquire, when it started.
-pub(crate) struct AcquireProbe<'a> {
-    immediate: Option<&'a AtomicU64>,
+/// What the start of an acquire hands to its fast-path end: for a sampled
+/// acquire, when it started.
+pub(crate) struct AcquireProbe {
     started: Option<Instant>,
 }
 
@@ -87,6 +100,8 @@ struct Core {
     times: StripedTimes,
     /// The pool, for live gauges; set once the pool's handle exists.
     source: Mutex<Option<Weak<dyn GaugeSource>>>,
+    /// The pool's acquires when its last handle dropped.
+    final_acquires: AtomicU64,
 }
 
 impl fmt::Debug for PoolStats {
@@ -111,6 +126,7 @@ impl PoolStats {
                 counters: StripedCounters::new(shards),
                 times: StripedTimes::new(shards),
                 source: Mutex::default(),
+                final_acquires: AtomicU64::new(0),
             }),
         }
     }
@@ -124,8 +140,23 @@ impl PoolStats {
     /// has been dropped) and everything recorded so far.
     pub fn statistics(&self) -> PoolStatistics {
         let source = self.core.source.lock().as_ref().and_then(Weak::upgrade);
-        let gauges = source.map_or(Gauges { max_size: self.core.max_size, ..Gauges::default() }, |s| s.gauges());
+        let gauges = source.map_or_else(
+            || Gauges {
+                max_size: self.core.max_size,
+                // Relaxed: a statistic; stored by the dropping handle.
+                acquires: self.core.final_acquires.load(Ordering::Relaxed),
+                ..Gauges::default()
+            },
+            |s| s.gauges(),
+        );
         self.statistics_with(gauges)
+    }
+
+    /// Keeps the pool's acquire count for snapshots taken after its last
+    /// handle dropped. (A snapshot in the instant between that drop and
+    /// this call reads zero acquires.)
+    pub(crate) fn keep_final_acquires(&self, acquires: u64) {
+        self.core.final_acquires.store(acquires, Ordering::Relaxed);
     }
 
     /// A snapshot with gauges the caller read.
@@ -135,9 +166,9 @@ impl PoolStats {
         if !core.enabled {
             return PoolStatistics::new(gauges, uptime, None);
         }
-        // Times first, counters second: a fast-path acquire bumps its
-        // counter before it records its sample, so every merged sample is
-        // counted too and samples never outnumber what they stand for.
+        // Times after the gauges: a fast-path acquire counts its loan before
+        // it records its sample, so merged samples rarely outnumber the
+        // acquires they stand for (and are scaled down if they do).
         let times = core.times.merge();
         let totals = core.counters.totals();
         PoolStatistics::new(gauges, uptime, Some((&totals, &times)))
@@ -162,31 +193,28 @@ impl PoolStats {
 
     // === recording, called by the engine ===
 
-    /// At the start of an acquire: what its fast-path end needs, found
-    /// now so the end is one increment. The clock is read only if this
-    /// acquire is one of the `1 / SAMPLE_EVERY` on its shard to be timed.
+    /// At the start of an acquire: the clock, if this acquire is one of
+    /// the `1 / SAMPLE_EVERY` of its thread to be timed.
     #[inline]
-    pub(crate) fn sample_start(&self, shard: usize) -> AcquireProbe<'_> {
-        let core = &*self.core;
-        if !core.enabled {
-            return AcquireProbe { immediate: None, started: None };
+    pub(crate) fn sample_start(&self) -> AcquireProbe {
+        if !self.core.enabled {
+            return AcquireProbe { started: None };
         }
-        let immediate = core.counters.counter(shard, Event::ImmediateAcquire);
-        // Relaxed: the count only picks which acquires are timed.
-        let started = if immediate.load(Ordering::Relaxed) % SAMPLE_EVERY == 0 { sample_clock() } else { None };
-        AcquireProbe { immediate: Some(immediate), started }
+        // Under loom a per-thread count would survive from one explored
+        // execution to the next and make the model nondeterministic.
+        if cfg!(loom) {
+            return AcquireProbe { started: None };
+        }
+        let tick = SAMPLE_TICK.try_with(|t| t.replace(t.get().wrapping_add(1))).unwrap_or(1);
+        AcquireProbe { started: if tick % SAMPLE_EVERY == 0 { sample_clock() } else { None } }
     }
 
     /// An acquire served at once from an idle connection; `probe` is what
     /// [`sample_start`](Self::sample_start) returned.
     #[inline]
-    pub(crate) fn record_immediate_acquire(&self, shard: usize, probe: AcquireProbe<'_>) {
-        if let Some(immediate) = probe.immediate {
-            // Relaxed: a statistic (see `counters`).
-            immediate.fetch_add(1, Ordering::Relaxed);
-            if let Some(start) = probe.started {
-                self.record_sample(shard, start);
-            }
+    pub(crate) fn record_immediate_acquire(&self, shard: usize, probe: AcquireProbe) {
+        if let Some(start) = probe.started {
+            self.record_sample(shard, start);
         }
     }
 

@@ -305,9 +305,10 @@ impl PoolStatistics {
         let Some((totals, times)) = recorded else {
             return stats;
         };
-        let immediate = totals.event(Event::ImmediateAcquire);
         let waited = times.waited();
-        let acquires = immediate + waited;
+        // A waited acquire is counted (as a loan) before its time is recorded.
+        let acquires = gauges.acquires.max(waited);
+        let immediate = acquires - waited;
         let failed = totals.failures();
         let attempts = acquires + failed;
         let (hits, misses) = (totals.event(Event::CacheHit), totals.event(Event::CacheMiss));
