@@ -8,9 +8,9 @@
 //! - **waited**: every successful acquire that found no idle connection at
 //!   once (it created one, or queued), timed from the moment its fast path
 //!   failed. Their nanoseconds are also summed exactly.
-//! - **sampled**: one fast-path acquire in [`SAMPLE_EVERY`] per shard, timed
+//! - **sampled**: one fast-path acquire in [`SAMPLE_EVERY`] per thread, timed
 //!   from entry. When read they are scaled up to the number of fast-path
-//!   acquires, which the striped counters know exactly.
+//!   acquires, which the slots' loans count exactly.
 //!
 //! Values are nanoseconds at two significant digits (1 % resolution), from
 //! 1 ns to one hour; a longer time is recorded as one hour. A shard's
