@@ -57,7 +57,9 @@ pub struct PoolConfig {
     pub max_size: usize,
     /// Connections created by `ConnectionPool::new`. Default 10.
     pub initial_size: usize,
-    /// How long `acquire` waits before failing. Default 30 s.
+    /// How long `acquire` waits before failing, including for a factory
+    /// stuck in `create` (which then finishes for the pool, not the caller).
+    /// Default 30 s.
     pub acquire_timeout: Duration,
     /// Maximum age of a connection. Default `None` (no limit).
     pub max_lifetime: Option<Duration>,

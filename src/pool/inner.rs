@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Nothing here takes a lock unless somebody waits (the wait queue) or the
-//! factory keeps failing (the create gate). Blocking factory calls run on
-//! the calling thread with no lock held.
+//! factory keeps failing (the create gate). Blocking factory calls hold no
+//! lock; an acquire that may wait runs `create` on a thread of its own, so
+//! its timeout bounds it (see `bounded_create`).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -172,12 +173,15 @@ impl<C: Send + 'static> Inner<C> {
                     }
                 }
                 if let Some(index) = self.reserve_vacant() {
-                    start.get_or_insert_with(Instant::now);
-                    match self.create_lease(index) {
-                        Ok(lease) => {
+                    let start = *start.get_or_insert_with(Instant::now);
+                    // Only an acquire that may wait bounds the factory by its deadline.
+                    let deadline = (wait && !timeout.is_zero()).then(|| deadline_after(start, timeout));
+                    match self.create_lease(index, deadline) {
+                        Ok(Some(lease)) => {
                             self.stats.record_waited_acquire(home, start, true);
                             return Ok(lease);
                         }
+                        Ok(None) => return Err(self.timed_out(timeout, start)),
                         // Failures are remembered by the gate and reported at
                         // the deadline; meanwhile another connection may come back.
                         Err(PoolError::Factory(_)) if wait => continue,
@@ -192,8 +196,7 @@ impl<C: Send + 'static> Inner<C> {
                 return Err(PoolError::PoolExhausted { active: self.count(slot::IN_USE), max: self.config.max_size });
             }
             let start = *start.get_or_insert_with(Instant::now);
-            // A timeout too large for the clock waits "forever" rather than panicking.
-            let deadline = start.checked_add(timeout).unwrap_or_else(|| far_future(start));
+            let deadline = deadline_after(start, timeout);
             let grant = self.wait_for_grant(priority, &mut ticket, deadline)?;
             // A granted connection that fails validation leaves us its slot:
             // create in it rather than pass it on, so we keep our turn.
@@ -213,27 +216,36 @@ impl<C: Send + 'static> Inner<C> {
             };
             match grant {
                 Some(Grant::Idle(_)) => unreachable!("handled above"),
-                Some(Grant::Vacant(index)) => match self.create_lease(index) {
-                    Ok(lease) => {
-                        self.stats.record_waited_acquire(home, start, true);
-                        return Ok(lease);
+                Some(Grant::Vacant(index)) => {
+                    match self.create_lease(index, (!timeout.is_zero()).then_some(deadline)) {
+                        Ok(Some(lease)) => {
+                            self.stats.record_waited_acquire(home, start, true);
+                            return Ok(lease);
+                        }
+                        Ok(None) => return Err(self.timed_out(timeout, start)),
+                        Err(PoolError::Factory(_)) => {}
+                        Err(e) => return Err(e),
                     }
-                    Err(PoolError::Factory(_)) => {}
-                    Err(e) => return Err(e),
-                },
+                }
                 Some(Grant::Closed) => return Err(PoolError::PoolClosed),
                 Some(Grant::Retry) => {}
-                None if Instant::now() >= deadline => {
-                    if let Some(listener) = &self.listener {
-                        listener.on_timeout(timeout);
-                    }
-                    return Err(match self.gate.error_since(start) {
-                        Some(error) => PoolError::Factory(error),
-                        None => PoolError::ConnectionTimeout(timeout),
-                    });
-                }
+                None if Instant::now() >= deadline => return Err(self.timed_out(timeout, start)),
                 None => {}
             }
+        }
+    }
+
+    /// The error of an acquire that started at `start` and ran out of
+    /// `timeout`: the factory's last error if creating kept failing since
+    /// then, else `ConnectionTimeout`. Tells the listener.
+    #[cold]
+    fn timed_out(&self, timeout: Duration, start: Instant) -> PoolError {
+        if let Some(listener) = &self.listener {
+            listener.on_timeout(timeout);
+        }
+        match self.gate.error_since(start) {
+            Some(error) => PoolError::Factory(error),
+            None => PoolError::ConnectionTimeout(timeout),
         }
     }
 
@@ -373,14 +385,22 @@ impl<C: Send + 'static> Inner<C> {
         *slot.trace() = Some(BorrowTrace::capture(backtraces));
     }
 
-    /// Creates a connection in a reserved slot and leases it.
-    fn create_lease(&self, index: u32) -> Result<Lease<C>> {
-        let conn = self.create_in(index)?;
+    /// Creates a connection in a reserved slot and leases it. With a
+    /// `deadline`, the factory runs on a thread of its own and the caller
+    /// waits for it until then (`Ok(None)` after; see `bounded_create`).
+    fn create_lease(&self, index: u32, deadline: Option<Instant>) -> Result<Option<Lease<C>>> {
+        let conn = match deadline {
+            Some(deadline) => match self.create_by(index, deadline)? {
+                Some(conn) => conn,
+                None => return Ok(None),
+            },
+            None => self.create_in(index)?,
+        };
         if self.is_closed() {
             self.discard(index, conn, CloseReason::Shutdown);
             return Err(PoolError::PoolClosed);
         }
-        Ok(self.lease(index, conn))
+        Ok(Some(self.lease(index, conn)))
     }
 
     /// Runs `factory.create` for a reserved slot. On failure (or panic) the
@@ -780,6 +800,12 @@ impl<C: Send + 'static> Drop for Inner<C> {
 /// Borrows a connection needs before `AgingPolicy::Adaptive` judges its
 /// error rate (so one early error does not retire it).
 pub(crate) const ADAPTIVE_MIN_BORROWS: u64 = 10;
+
+/// `start + timeout`; a timeout too large for the clock waits "forever"
+/// rather than panicking.
+fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    start.checked_add(timeout).unwrap_or_else(|| far_future(start))
+}
 
 /// A deadline no caller will live to see (a century from `now`).
 fn far_future(now: Instant) -> Instant {

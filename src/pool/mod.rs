@@ -7,9 +7,11 @@
 //! `index_stack` (the Treiber stacks of idle and vacant slots), `waiters`
 //! (the wait queue, the only slow path), `guard_refs` (keeping the pool
 //! alive for outstanding guards without a shared counter), `create_gate`
-//! (backoff while the factory fails) and `inner` (acquire and release).
+//! (backoff while the factory fails), `bounded_create` (creating within an
+//! acquire's timeout) and `inner` (acquire and release).
 
 mod aging;
+mod bounded_create;
 mod config;
 mod connection_pool;
 mod create_gate;

@@ -85,8 +85,6 @@ pub struct TrackingFactory {
     /// Where creates and validations block on demand.
     create_hold: Hold,
     validate_hold: Hold,
-    /// The name of the thread that ran each `create`, in call order.
-    creator_threads: Mutex<Vec<Option<String>>>,
     /// When each `create` was called.
     attempt_times: Mutex<Vec<Instant>>,
 }
@@ -112,7 +110,6 @@ impl Default for TrackingFactory {
             validation_queries: Mutex::new(Vec::new()),
             create_hold: Hold::default(),
             validate_hold: Hold::default(),
-            creator_threads: Mutex::new(Vec::new()),
             attempt_times: Mutex::new(Vec::new()),
         }
     }
@@ -213,11 +210,6 @@ impl TrackingFactory {
     pub fn validations_held(&self) -> usize {
         self.validate_hold.waiting()
     }
-    /// Calls to `create` made on threads whose name starts with `prefix`.
-    pub fn creates_on_threads_named(&self, prefix: &str) -> usize {
-        let names = self.creator_threads.lock().unwrap();
-        names.iter().filter(|n| n.as_deref().is_some_and(|n| n.starts_with(prefix))).count()
-    }
     /// When each `create` was called, in call order.
     pub fn create_attempt_times(&self) -> Vec<Instant> {
         self.attempt_times.lock().unwrap().clone()
@@ -308,7 +300,6 @@ impl ConnectionFactory<TestConn> for TrackingFactory {
     fn create(&self) -> Result<TestConn> {
         self.create_attempts.fetch_add(1, SeqCst);
         self.attempt_times.lock().unwrap().push(Instant::now());
-        self.creator_threads.lock().unwrap().push(std::thread::current().name().map(str::to_owned));
         self.create_hold.pass();
         // Counted before the connection exists, so that "creating" counts too.
         let open = self.open.fetch_add(1, SeqCst) + 1;

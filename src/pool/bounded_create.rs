@@ -1,0 +1,131 @@
+//! Creating a connection for an acquire without outliving its timeout.
+//!
+//! `ConnectionFactory::create` blocks, sometimes for as long as the
+//! network's own timeouts (a server that stopped answering). Run on the
+//! caller's thread, it would hold `acquire` well past `acquire_timeout`,
+//! which is exactly when an application needs the error soon. So an
+//! acquire that may wait runs the factory on a short-lived thread of its
+//! own and waits for the result until its deadline. If the deadline comes
+//! first, the acquire fails as any timed-out acquire does, and the thread,
+//! once the factory returns, gives the new connection to the pool (to a
+//! waiter, or idle) instead of to the caller that left: nothing is lost,
+//! and the capacity comes back.
+//!
+//! `try_acquire` and a zero timeout still create on the caller's thread:
+//! they promise not to wait, so there is nothing to bound. Loom models run
+//! the factory inline (a thread per creation would only multiply the
+//! states explored).
+
+use std::mem;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::error::Result;
+use super::events::CloseReason;
+use super::inner::Inner;
+
+/// The thread name of a creation (kernel names hold 15 bytes; not `rdb-`,
+/// which names maintenance threads).
+const THREAD_NAME: &str = "rusty-db-create";
+
+/// Where a creation's outcome meets the acquire that asked for it.
+struct Delivery<C> {
+    state: parking_lot::Mutex<State<C>>,
+    done: parking_lot::Condvar,
+}
+
+enum State<C> {
+    /// The factory is running and the acquire waits.
+    Pending,
+    /// The factory returned; the acquire has not taken it yet.
+    Done(Result<C>),
+    /// The acquire stopped waiting; the creator keeps what it makes.
+    Abandoned,
+}
+
+/// A creation running on its own thread. It holds a reference on the
+/// pool (see `GuardRefs::hold`), so the pool outlives it.
+struct CreateJob<C: Send + 'static> {
+    pool: NonNull<Inner<C>>,
+    index: u32,
+    delivery: Arc<Delivery<C>>,
+}
+
+// SAFETY: `Inner<C>` is shared between threads by design, and the job's
+// reference keeps it allocated until the job is dropped.
+unsafe impl<C: Send + 'static> Send for CreateJob<C> {}
+
+impl<C: Send + 'static> CreateJob<C> {
+    fn run(self) {
+        // SAFETY: the job's reference keeps the pool allocated (see `Drop`).
+        let pool = unsafe { self.pool.as_ref() };
+        let outcome = pool.create_in(self.index);
+        let mut state = self.delivery.state.lock();
+        if matches!(*state, State::Abandoned) {
+            drop(state);
+            // A failed creation already freed its slot and told the gate.
+            if let Ok(conn) = outcome {
+                pool.adopt(self.index, conn);
+            }
+        } else {
+            *state = State::Done(outcome);
+            self.delivery.done.notify_one();
+        }
+    }
+}
+
+impl<C: Send + 'static> Drop for CreateJob<C> {
+    fn drop(&mut self) {
+        // SAFETY: as in `run`: this reference is the one being released.
+        let pool = unsafe { self.pool.as_ref() };
+        if pool.refs.release(0) {
+            // SAFETY: the last reference: no handle, guard or job reaches
+            // the pool any more; it came from `Box::leak` in `ConnectionPool::new`.
+            drop(unsafe { Box::from_raw(self.pool.as_ptr()) });
+        }
+    }
+}
+
+impl<C: Send + 'static> Inner<C> {
+    /// Creates a connection in the reserved slot `index`, waiting for the
+    /// factory until `deadline`. `Ok(None)`: the deadline passed first (the
+    /// slot, and any connection made in it, now belong to the pool).
+    ///
+    /// The caller holds a pool handle (it is inside an acquire).
+    pub(super) fn create_by(&self, index: u32, deadline: Instant) -> Result<Option<C>> {
+        if cfg!(loom) {
+            return self.create_in(index).map(Some);
+        }
+        let delivery =
+            Arc::new(Delivery { state: parking_lot::Mutex::new(State::Pending), done: parking_lot::Condvar::new() });
+        self.refs.hold();
+        let job = CreateJob { pool: NonNull::from(self), index, delivery: Arc::clone(&delivery) };
+        if let Err(e) = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || job.run()) {
+            // The job was dropped unrun, releasing its reference.
+            log::warn!("pool {:?}: no thread for a bounded create ({e}); creating inline", self.config.name);
+            return self.create_in(index).map(Some);
+        }
+        let mut state = delivery.state.lock();
+        loop {
+            if let State::Done(outcome) = mem::replace(&mut *state, State::Pending) {
+                return outcome.map(Some);
+            }
+            if delivery.done.wait_until(&mut state, deadline).timed_out() {
+                return match mem::replace(&mut *state, State::Abandoned) {
+                    State::Done(outcome) => outcome.map(Some),
+                    _ => Ok(None),
+                };
+            }
+        }
+    }
+
+    /// Takes in a connection created for an acquire that stopped waiting.
+    fn adopt(&self, index: u32, conn: C) {
+        if self.is_closed() {
+            self.discard(index, conn, CloseReason::Shutdown);
+        } else {
+            self.give_back(index, conn);
+        }
+    }
+}
