@@ -1,6 +1,7 @@
 //! Micro-benchmarks of single operations: one thread acquiring and
 //! releasing from a warm pool (with and without validation, with and
-//! without statistics, with either home-shard policy), `try_acquire` on an
+//! without statistics, with either home-shard policy, with adaptive aging
+//! over 100 connections), `try_acquire` on an
 //! exhausted pool, and a release that hands the connection to a waiter.
 //!
 //! `cargo bench --bench cycle`. Contention and peer comparisons live in
@@ -12,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, PoolConfigBuilder, Result};
+use rusty_db::pool::{AgingPolicy, ConnectionFactory, ConnectionPool, PoolConfig, PoolConfigBuilder, Result};
 use rusty_db::runtime::{ShardPolicy, set_shard_policy};
 
 /// A connection that costs nothing, so the pool's own work is measured.
@@ -25,6 +26,8 @@ impl ConnectionFactory<NullConn> for NullFactory {
         Ok(NullConn(0))
     }
 }
+
+const ADAPTIVE: AgingPolicy = AgingPolicy::Adaptive { base_lifetime: Duration::from_secs(3600), error_threshold: 0.1 };
 
 fn config(size: usize) -> PoolConfigBuilder {
     PoolConfig::builder().min_size(size).max_size(size).initial_size(size)
@@ -47,6 +50,9 @@ fn single_thread_cycle(c: &mut Criterion) {
         ("acquire_release_no_validation", config(8).validate_on_acquire(false)),
         ("acquire_release_statistics_on", config(8).enable_statistics(true)),
         ("acquire_release_statistics_off", config(8).enable_statistics(false)),
+        // Every release checks the connection's scaled lifetime; a pool of
+        // 100 shows whether that costs a pass over the slots.
+        ("acquire_release_adaptive_aging_100", config(100).aging_policy(ADAPTIVE)),
     ];
     for (name, config) in cases {
         let pool = pool(config);

@@ -72,6 +72,9 @@ pub(crate) struct Inner<C: Send + 'static> {
     clock: CachePadded<AtomicU64>,
     /// Whether returned connections are checked against lifetime and aging.
     retire_on_return: bool,
+    /// `AgingPolicy::Adaptive`'s lifetime scale (`f64` bits), as of the
+    /// last maintenance pass: a release reads it instead of every slot.
+    adaptive_scale: AtomicU64,
     pub(super) listener: Option<Arc<dyn PoolEventListener>>,
     /// Leak detection and the borrow traces it needs.
     pub(super) leaks: Mutex<Option<LeakDetector>>,
@@ -106,6 +109,7 @@ impl<C: Send + 'static> Inner<C> {
             epoch: Instant::now(),
             clock: CachePadded::new(AtomicU64::new(0)),
             retire_on_return: config.max_lifetime.is_some() || config.aging_policy.is_some(),
+            adaptive_scale: AtomicU64::new(1.0f64.to_bits()),
             listener: config.event_listener.as_ref().map(|l| Arc::clone(&l.0)),
             leaks: Mutex::default(),
             track_borrows: AtomicBool::new(false),
@@ -533,9 +537,25 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
+    /// How `AgingPolicy::Adaptive` scales lifetimes, as of the last
+    /// maintenance pass (1 for other policies).
+    pub(super) fn adaptive_lifetime_scale(&self) -> f64 {
+        // Relaxed: a figure refreshed once per pass; staleness is bounded by it.
+        f64::from_bits(self.adaptive_scale.load(Ordering::Relaxed))
+    }
+
+    /// Recomputes the adaptive lifetime scale (see `compute_adaptive_scale`).
+    pub(super) fn refresh_adaptive_scale(&self) {
+        let scale = self.compute_adaptive_scale();
+        self.adaptive_scale.store(scale.to_bits(), Ordering::Relaxed);
+    }
+
     /// How `AgingPolicy::Adaptive` scales lifetimes: `threshold / rate`
     /// over the live connections (errors over borrows), within 0.25..=2.
-    pub(super) fn adaptive_lifetime_scale(&self) -> f64 {
+    /// One pass over the slots, so it runs once per maintenance pass rather
+    /// than on every release (with 100 connections that pass cost a release
+    /// 52 ns: criterion, 80.6 vs 28.6 ns per acquire and release).
+    fn compute_adaptive_scale(&self) -> f64 {
         let Some(AgingPolicy::Adaptive { error_threshold, .. }) = self.config.aging_policy else {
             return 1.0;
         };

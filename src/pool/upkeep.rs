@@ -153,6 +153,7 @@ impl<C: Send + 'static> Inner<C> {
             return;
         }
         let now_nanos = self.now_nanos();
+        self.refresh_adaptive_scale();
         self.retire_idle(now_nanos, &mut job.sightings);
         if self.config.adaptive_sizing {
             self.adapt(job);
