@@ -575,11 +575,20 @@ impl<C: Send + 'static> Inner<C> {
         self.slots[index as usize].record_error();
     }
 
-    /// Records the last query run on a borrowed connection.
+    /// Records the last query run on a borrowed connection (and in its
+    /// leak report, if it is listed as leaked already).
     pub(crate) fn set_query(&self, index: u32, query: String) {
+        // Before the slot's lock: `scan_leaks` takes them in this order too.
+        let detector = self.leaks.lock().clone();
         let slot = &self.slots[index as usize];
         let mut trace = slot.trace();
-        trace.get_or_insert_with(|| BorrowTrace::capture(false)).query = Some(query);
+        let trace = trace.get_or_insert_with(|| BorrowTrace::capture(false));
+        if trace.reported {
+            if let Some(detector) = detector {
+                detector.update_query(slot.id(), &query);
+            }
+        }
+        trace.query = Some(query);
     }
 
     /// Asks the maintenance thread for a pass as soon as possible.
@@ -590,9 +599,18 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Attaches a leak detector (replacing any other).
+    ///
+    /// Connections borrowed before it was attached have no record of their
+    /// borrower; they are traced from now on (thread unknown, borrowed at
+    /// least since now), so a leak already in progress is reported too.
     pub(crate) fn attach_leak_detector(&self, detector: LeakDetector) {
         *self.leaks.lock() = Some(detector);
         self.track_borrows.store(true, Ordering::Relaxed);
+        for slot in self.slots.iter().filter(|s| s.state() == slot::IN_USE) {
+            // A slot returned meanwhile keeps this trace only until its next
+            // borrow, which records its own (tracking is on now).
+            slot.trace().get_or_insert_with(BorrowTrace::since_now);
+        }
     }
 
     /// Resets a returned connection, and validates it when configured or

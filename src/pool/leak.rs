@@ -128,6 +128,13 @@ impl LeakDetector {
         true
     }
 
+    /// Updates the last query of a listed leak.
+    pub(crate) fn update_query(&self, connection_id: u64, query: &str) {
+        if let Some((_, info)) = self.shared.leaks.lock().get_mut(&connection_id) {
+            info.last_query = Some(query.to_owned());
+        }
+    }
+
     /// Removes a leak whose connection came back; returns how long it was out.
     pub(crate) fn returned(&self, connection_id: u64) -> Option<Duration> {
         self.shared.leaks.lock().remove(&connection_id).map(|(acquired, _)| acquired.elapsed())
@@ -154,6 +161,19 @@ impl BorrowTrace {
             thread_name: std::thread::current().name().map(str::to_owned),
             query: None,
             backtrace: backtrace.then(|| std::backtrace::Backtrace::force_capture().to_string()),
+            reported: false,
+        }
+    }
+
+    /// For a connection found borrowed when a detector was attached: who
+    /// borrowed it and when are unknown, so the borrow counts from now.
+    pub(crate) fn since_now() -> Self {
+        BorrowTrace {
+            acquired: Instant::now(),
+            acquired_wall: SystemTime::now(),
+            thread_name: None,
+            query: None,
+            backtrace: None,
             reported: false,
         }
     }
