@@ -50,6 +50,8 @@ struct CreateJob<C: Send + 'static> {
     pool: NonNull<Inner<C>>,
     index: u32,
     delivery: Arc<Delivery<C>>,
+    /// Whether the job still holds its pool reference.
+    holds: bool,
 }
 
 // SAFETY: `Inner<C>` is shared between threads by design, and the job's
@@ -57,11 +59,12 @@ struct CreateJob<C: Send + 'static> {
 unsafe impl<C: Send + 'static> Send for CreateJob<C> {}
 
 impl<C: Send + 'static> CreateJob<C> {
-    fn run(self) {
+    fn run(mut self) {
         // SAFETY: the job's reference keeps the pool allocated (see `Drop`).
         let pool = unsafe { self.pool.as_ref() };
         let outcome = pool.create_in(self.index);
-        let mut state = self.delivery.state.lock();
+        let delivery = Arc::clone(&self.delivery);
+        let mut state = delivery.state.lock();
         if matches!(*state, State::Abandoned) {
             drop(state);
             // A failed creation already freed its slot and told the gate.
@@ -69,21 +72,35 @@ impl<C: Send + 'static> CreateJob<C> {
                 pool.adopt(self.index, conn);
             }
         } else {
+            // The acquire still waits (it would have to take this lock to
+            // stop), and its pool handle keeps the pool alive until it
+            // returns. So the job lets go of its reference first: once the
+            // caller's guard and the last handle drop, the pool is freed at
+            // once rather than whenever this thread gets to it.
+            self.release_hold();
             *state = State::Done(outcome);
-            self.delivery.done.notify_one();
+            delivery.done.notify_one();
         }
     }
-}
 
-impl<C: Send + 'static> Drop for CreateJob<C> {
-    fn drop(&mut self) {
-        // SAFETY: as in `run`: this reference is the one being released.
+    /// Releases the job's pool reference, freeing the pool if it was the last.
+    fn release_hold(&mut self) {
+        if !std::mem::replace(&mut self.holds, false) {
+            return;
+        }
+        // SAFETY: the reference being released kept the pool allocated.
         let pool = unsafe { self.pool.as_ref() };
         if pool.refs.release(0) {
             // SAFETY: the last reference: no handle, guard or job reaches
             // the pool any more; it came from `Box::leak` in `ConnectionPool::new`.
             drop(unsafe { Box::from_raw(self.pool.as_ptr()) });
         }
+    }
+}
+
+impl<C: Send + 'static> Drop for CreateJob<C> {
+    fn drop(&mut self) {
+        self.release_hold();
     }
 }
 
@@ -100,7 +117,7 @@ impl<C: Send + 'static> Inner<C> {
         let delivery =
             Arc::new(Delivery { state: parking_lot::Mutex::new(State::Pending), done: parking_lot::Condvar::new() });
         self.refs.hold();
-        let job = CreateJob { pool: NonNull::from(self), index, delivery: Arc::clone(&delivery) };
+        let job = CreateJob { pool: NonNull::from(self), index, delivery: Arc::clone(&delivery), holds: true };
         if let Err(e) = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || job.run()) {
             // The job was dropped unrun, releasing its reference.
             log::warn!("pool {:?}: no thread for a bounded create ({e}); creating inline", self.config.name);

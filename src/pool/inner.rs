@@ -31,7 +31,7 @@ use super::home_shard::home_shard;
 use super::index_stack::IndexStack;
 use super::leak::{BorrowTrace, LeakDetector};
 use super::slot::{self, Slot};
-use super::stats::PoolStats;
+use super::stats::{AcquireProbe, PoolStats};
 use super::upkeep::Registration;
 use super::waiters::{Grant, RegisterError, WaitQueue};
 use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence, releaser_fence};
@@ -149,10 +149,38 @@ impl<C: Send + 'static> Inner<C> {
     ///
     /// `wait` is false for `try_acquire`: never park, fail with
     /// `PoolExhausted` instead.
+    #[inline]
     pub(crate) fn acquire(&self, timeout: Duration, priority: i32, wait: bool) -> Result<Lease<C>> {
         let home = home_shard(self.shards());
         // A sample of fast-path acquires is timed, for the statistics.
         let sample = self.stats.sample_start();
+        // The fast path, inlined into the caller: an idle connection on this
+        // thread's shard while nobody waits.
+        if !self.is_closed() && (!self.fair || self.waiters.is_empty()) {
+            if let Some(index) = self.idle[home].pop(&*self.slots) {
+                match self.check_out(index) {
+                    Some(lease) => {
+                        self.stats.record_immediate_acquire(home, sample);
+                        return Ok(lease);
+                    }
+                    None => self.free_slot(index),
+                }
+            }
+        }
+        self.acquire_slow(home, sample, timeout, priority, wait)
+    }
+
+    /// Everything else `acquire` does: steal, create, wait; and the fast
+    /// path again, since it loops.
+    #[inline(never)]
+    fn acquire_slow(
+        &self,
+        home: usize,
+        sample: AcquireProbe,
+        timeout: Duration,
+        priority: i32,
+        wait: bool,
+    ) -> Result<Lease<C>> {
         // Read the clock only once the fast path has failed.
         let mut start: Option<Instant> = None;
         // Our place in the wait queue, kept across re-registrations.
@@ -350,7 +378,7 @@ impl<C: Send + 'static> Inner<C> {
         // it by the wait queue, so it owns the slot exclusively.
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
         slot.set_state(slot::IN_USE);
-        if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
+        if self.config.validate_on_acquire && !self.is_valid_on_acquire(&conn, slot) {
             self.reject(slot, conn);
             return None;
         }
@@ -626,6 +654,21 @@ impl<C: Send + 'static> Inner<C> {
             return Err(CloseReason::Validation);
         }
         Ok(())
+    }
+
+    /// `is_valid_in` for a connection on its way out, with the common case
+    /// (no validator: ask the factory) inlined into the fast path.
+    #[inline(always)]
+    fn is_valid_on_acquire(&self, conn: &C, slot: &Slot<C>) -> bool {
+        if self.config.validator.is_some() {
+            return self.is_valid_in(conn, Some(slot));
+        }
+        // A bool out of the closure, for the reason given in `is_valid_in`.
+        let valid = catch_unwind(AssertUnwindSafe(|| matches!(self.factory.validate(conn), Ok(true)))).unwrap_or(false);
+        if !valid {
+            slot.record_error();
+        }
+        valid
     }
 
     /// Validates through the configured validator (which may skip a

@@ -30,5 +30,5 @@ mod statistics;
 pub use dashboard::{DashboardData, DashboardProvider};
 pub use histograms::{Percentiles, TimeHistogram};
 pub use recorder::PoolStats;
-pub(crate) use recorder::{GaugeSource, Gauges};
+pub(crate) use recorder::{AcquireProbe, GaugeSource, Gauges};
 pub use statistics::{AcquireFailures, ClosedByReason, EfficiencyMetrics, PoolStatistics};
