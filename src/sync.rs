@@ -38,6 +38,33 @@ pub(crate) fn releaser_fence() {
     fence(Ordering::SeqCst);
 }
 
+/// A handle to a thread (to unpark it), and the current thread's.
+#[cfg(not(loom))]
+pub(crate) use std::thread::{Thread, current as current_thread};
+
+#[cfg(loom)]
+pub(crate) use loom::thread::{Thread, current as current_thread};
+
+/// Parks the current thread until it is unparked, `deadline` passes, or
+/// it wakes spuriously (callers re-check their condition in a loop).
+///
+/// Under loom there is no time: it parks until unparked, so a model that
+/// forgets to unpark shows up as a deadlock.
+pub(crate) fn park_until(deadline: Instant) {
+    #[cfg(not(loom))]
+    {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+    #[cfg(loom)]
+    {
+        let _ = deadline;
+        loom::thread::park();
+    }
+}
+
 /// An `UnsafeCell` whose accesses loom can track.
 #[derive(Debug)]
 pub(crate) struct UnsafeCell<T>(#[cfg(not(loom))] std::cell::UnsafeCell<T>, #[cfg(loom)] loom::cell::UnsafeCell<T>);

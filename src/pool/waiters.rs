@@ -1,7 +1,11 @@
 //! The wait queue: the pool's only slow path.
 //!
 //! A thread that finds no idle connection and no vacant slot registers here
-//! and parks on its own condition variable. Releasers read the lock-free
+//! and parks (`std::thread::park`). Whoever serves it writes its grant under
+//! the queue lock and unparks it after unlocking, and the woken thread reads
+//! the grant without the lock, so a hand-off costs the waiter no second
+//! trip through the lock (with a condition variable it had to re-acquire
+//! it to return). Releasers read the lock-free
 //! `len` word first and touch the lock only when somebody waits, so release
 //! stays lock-free in the common case. When they do, they hand the slot
 //! straight to the waiter at the front ([`Grant::Idle`] or
@@ -26,7 +30,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering, Thread, current_thread, park_until};
 
 /// What a waiter is woken with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +84,11 @@ pub enum RegisterError {
 /// A parked thread's place in the queue.
 #[derive(Debug)]
 pub struct Waiter {
-    /// The encoded [`Grant`]; written and read only under the queue lock.
+    /// The encoded [`Grant`]: written under the queue lock by whoever takes
+    /// the waiter off the queue, read by the waiter without it.
     grant: AtomicU64,
-    cv: Condvar,
+    /// The waiting thread, to unpark.
+    thread: Thread,
     priority: i32,
     ticket: u64,
 }
@@ -154,7 +160,7 @@ impl WaitQueue {
                 q.next_ticket
             }
         };
-        let waiter = Arc::new(Waiter { grant: AtomicU64::new(NONE), cv: Condvar::new(), priority, ticket });
+        let waiter = Arc::new(Waiter { grant: AtomicU64::new(NONE), thread: current_thread(), priority, ticket });
         let at = q.waiters.partition_point(|w| w.goes_before(priority, ticket));
         q.waiters.insert(at, Arc::clone(&waiter));
         // Relaxed: see `len`; the lock orders it with other queue changes.
@@ -170,9 +176,13 @@ impl WaitQueue {
             return Err(grant);
         };
         self.len.store(q.waiters.len(), Ordering::Relaxed);
-        // Relaxed: read by the waiter under the same lock.
-        waiter.grant.store(grant.encode(), Ordering::Relaxed);
-        waiter.cv.notify_one();
+        // Release: the waiter reads it without the lock (Acquire) and then
+        // owns what it grants. Stored under the lock, so a waiter that finds
+        // itself off the queue finds its grant too (see `wait`).
+        waiter.grant.store(grant.encode(), Ordering::Release);
+        drop(q);
+        // After the unlock, so the woken thread does not wait for our lock.
+        waiter.thread.unpark();
         Ok(())
     }
 
@@ -181,21 +191,22 @@ impl WaitQueue {
     /// Returns `None` on timeout, with the waiter removed from the queue.
     /// A grant that raced with the timeout is returned, never dropped.
     pub fn wait(&self, waiter: &Arc<Waiter>, deadline: Instant) -> Option<Grant> {
-        let mut q = self.queue.lock();
         loop {
-            if let Some(grant) = Grant::decode(waiter.grant.load(Ordering::Relaxed)) {
+            // Acquire: pairs with the Release store of whoever granted it.
+            if let Some(grant) = Grant::decode(waiter.grant.load(Ordering::Acquire)) {
                 return Some(grant);
             }
-            if waiter.cv.wait_until(&mut q, deadline) {
-                if let Some(grant) = Grant::decode(waiter.grant.load(Ordering::Relaxed)) {
-                    return Some(grant);
-                }
+            if Instant::now() >= deadline {
+                let mut q = self.queue.lock();
                 if let Some(at) = q.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
                     q.waiters.remove(at);
+                    self.len.store(q.waiters.len(), Ordering::Relaxed);
+                    return None;
                 }
-                self.len.store(q.waiters.len(), Ordering::Relaxed);
-                return None;
+                // Off the queue, so granted: grants are stored under the lock.
+                return Grant::decode(waiter.grant.load(Ordering::Acquire));
             }
+            park_until(deadline);
         }
     }
 
@@ -203,11 +214,16 @@ impl WaitQueue {
     pub fn close(&self) {
         let mut q = self.queue.lock();
         q.closed = true;
-        for waiter in q.waiters.drain(..) {
-            waiter.grant.store(CLOSED, Ordering::Relaxed);
-            waiter.cv.notify_one();
+        let closed: Vec<_> = q.waiters.drain(..).collect();
+        for waiter in &closed {
+            // Release: as in `hand_off`.
+            waiter.grant.store(CLOSED, Ordering::Release);
         }
         self.len.store(0, Ordering::Relaxed);
+        drop(q);
+        for waiter in closed {
+            waiter.thread.unpark();
+        }
     }
 }
 
