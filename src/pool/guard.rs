@@ -22,9 +22,9 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     conn: Option<C>,
     slot: u32,
     id: u64,
-    broken: bool,
-    /// Set by `discard`: closed on drop as killed rather than broken.
-    killed: bool,
+    /// Why the connection is to be closed instead of returned: `Broken`
+    /// after `mark_broken`, `Killed` after `discard`.
+    close: Option<CloseReason>,
     /// When it was handed out, if an event listener wants hold times.
     acquired_at: Option<Instant>,
 }
@@ -45,8 +45,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
             conn: Some(lease.conn),
             slot: lease.slot,
             id: lease.id,
-            broken: false,
-            killed: false,
+            close: None,
             acquired_at,
         }
     }
@@ -89,7 +88,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// Marks the connection broken (say after an I/O error): it will be
     /// closed instead of returned when the guard drops.
     pub fn mark_broken(&mut self) {
-        self.broken = true;
+        self.close = Some(CloseReason::Broken);
     }
 
     /// Counts an error seen on this connection (a failed query, say)
@@ -107,30 +106,29 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
 
     /// Whether [`mark_broken`](Self::mark_broken) was called.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.close == Some(CloseReason::Broken)
     }
 
     /// Closes the connection now instead of returning it; its capacity goes
     /// back to the pool.
     pub fn discard(mut self) {
-        self.killed = true;
+        self.close = Some(CloseReason::Killed);
         drop(self);
     }
 }
 
 impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let inner = self.inner();
+        let conn = self.conn.take();
+        let inner = self.inner();
+        let home = home_shard(inner.shards());
+        if let Some(conn) = conn {
             if let (Some(at), Some(listener)) = (self.acquired_at, &inner.listener) {
                 listener.on_release(self.id, at.elapsed());
             }
-            let close =
-                if self.killed { Some(CloseReason::Killed) } else { self.broken.then_some(CloseReason::Broken) };
-            inner.release(self.slot, conn, close);
+            inner.release(self.slot, conn, self.close, home);
         }
-        let inner = self.inner();
-        if inner.refs.release(home_shard(inner.shards())) {
+        if inner.refs.release(home) {
             // SAFETY: `release` returned true: the pool's handles are gone
             // and this was the last guard, so nothing else can reach
             // `inner`; it came from `Box::leak` in `ConnectionPool::new`.
@@ -159,7 +157,7 @@ impl<C: Send + fmt::Debug + 'static> fmt::Debug for PooledConnectionGuard<C> {
         f.debug_struct("PooledConnectionGuard")
             .field("id", &self.id)
             .field("connection", &self.conn)
-            .field("broken", &self.broken)
+            .field("broken", &self.is_broken())
             .finish()
     }
 }

@@ -481,8 +481,9 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Takes back a guard's connection: recycled into the pool if it is
-    /// healthy and the pool open, closed otherwise (for `close`, if given).
-    pub(crate) fn release(&self, index: u32, mut conn: C, close: Option<CloseReason>) {
+    /// healthy and the pool open (onto shard `home`, the caller's), closed
+    /// otherwise (for `close`, if given).
+    pub(crate) fn release(&self, index: u32, mut conn: C, close: Option<CloseReason>, home: usize) {
         let slot = &self.slots[index as usize];
         if let Some(trace) = slot.take_trace() {
             self.returned(slot.id(), &trace);
@@ -497,7 +498,7 @@ impl<C: Send + 'static> Inner<C> {
             self.discard(index, conn, CloseReason::Lifetime);
         } else {
             slot.touch(self.now_nanos());
-            self.give_back(index, conn);
+            self.give_back_to(index, conn, home);
         }
     }
 
@@ -713,8 +714,13 @@ impl<C: Send + 'static> Inner<C> {
     /// Publishes an idle connection: straight to the oldest waiter in fair
     /// mode, else onto this thread's shard, then serves any waiter that
     /// registered meanwhile.
-    #[inline(always)]
     pub(super) fn give_back(&self, index: u32, conn: C) {
+        self.give_back_to(index, conn, home_shard(self.shards()));
+    }
+
+    /// `give_back`, for a caller that knows its home shard already.
+    #[inline(always)]
+    fn give_back_to(&self, index: u32, conn: C, home: usize) {
         if self.fair && !self.waiters.is_empty() {
             // Promised to a waiter: counted as borrowed, never as idle.
             self.store(index, conn, slot::IN_USE);
@@ -725,7 +731,7 @@ impl<C: Send + 'static> Inner<C> {
         } else {
             self.store(index, conn, slot::IDLE);
         }
-        self.idle[home_shard(self.shards())].push(&*self.slots, index);
+        self.idle[home].push(&*self.slots, index);
         // The releaser half of the handshake (see `wait_for_grant` and
         // `close`): either we see the waiter / the close, or they see our push.
         releaser_fence();
