@@ -483,6 +483,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Takes back a guard's connection: recycled into the pool if it is
     /// healthy and the pool open (onto shard `home`, the caller's), closed
     /// otherwise (for `close`, if given).
+    #[inline]
     pub(crate) fn release(&self, index: u32, mut conn: C, close: Option<CloseReason>, home: usize) {
         let slot = &self.slots[index as usize];
         if let Some(trace) = slot.take_trace() {
