@@ -71,11 +71,15 @@ fn closing_while_the_create_is_stuck_closes_the_late_connection() {
     let config = common::config().max_size(1).acquire_timeout(TIMEOUT).event_listener(events.clone()).build().unwrap();
     let pool = ConnectionPool::new(config, factory.clone()).unwrap();
     assert!(matches!(pool.acquire(), Err(PoolError::ConnectionTimeout(_))));
-    drop(pool);
+    // Dropping the last handle closes the pool, which waits for the create.
+    let dropper = thread::spawn(move || drop(pool));
+    assert!(common::eventually(|| factory.creates_held() == 1));
     factory.release_creates();
-    assert!(common::eventually(|| factory.closed() == 1), "the late connection was closed");
+    dropper.join().unwrap();
+    assert_eq!(factory.closed(), 1, "the late connection was closed");
     assert_eq!(factory.live(), 0);
-    assert!(common::eventually(|| events.closed_for(CloseReason::Shutdown).len() == 1));
+    assert_eq!(events.closed_for(CloseReason::Shutdown).len(), 1);
+    assert_eq!(Arc::strong_count(&factory), 1, "the pool was freed by the drop, not later");
 }
 
 /// Records the name of the thread each connection is created on.

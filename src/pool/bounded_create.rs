@@ -11,6 +11,10 @@
 //! waiter, or idle) instead of to the caller that left: nothing is lost,
 //! and the capacity comes back.
 //!
+//! `close()` waits for the creations in progress (as it waits for the
+//! maintenance thread's factory call), so none finishes after it returns;
+//! each closes its connection at once.
+//!
 //! `try_acquire` and a zero timeout still create on the caller's thread:
 //! they promise not to wait, so there is nothing to bound. Loom models run
 //! the factory inline (a thread per creation would only multiply the
@@ -21,13 +25,51 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::error::Result;
+use super::error::{PoolError, Result};
 use super::events::CloseReason;
 use super::inner::Inner;
 
 /// The thread name of a creation (kernel names hold 15 bytes; not `rdb-`,
 /// which names maintenance threads).
 const THREAD_NAME: &str = "rusty-db-create";
+
+/// Creations running on threads of their own, so `close` can wait for them.
+#[derive(Default)]
+pub(crate) struct CreateJobs {
+    running: parking_lot::Mutex<usize>,
+    none_running: parking_lot::Condvar,
+}
+
+thread_local! {
+    /// Set on a creation's thread (where `close`, called by an event
+    /// listener, must not wait for itself).
+    static IN_CREATE_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl CreateJobs {
+    fn started(&self) {
+        *self.running.lock() += 1;
+    }
+
+    fn finished(&self) {
+        let mut running = self.running.lock();
+        *running -= 1;
+        if *running == 0 {
+            self.none_running.notify_all();
+        }
+    }
+
+    /// Waits until no creation is in progress (for `close`).
+    pub(crate) fn wait_for_all(&self) {
+        if IN_CREATE_JOB.with(|flag| flag.get()) {
+            return;
+        }
+        let mut running = self.running.lock();
+        while *running > 0 {
+            self.none_running.wait(&mut running);
+        }
+    }
+}
 
 /// Where a creation's outcome meets the acquire that asked for it.
 struct Delivery<C> {
@@ -48,6 +90,9 @@ enum State<C> {
 /// pool (see `GuardRefs::hold`), so the pool outlives it.
 struct CreateJob<C: Send + 'static> {
     pool: NonNull<Inner<C>>,
+    /// The pool's job count (shared, so the job can count itself out
+    /// after letting go of the pool).
+    jobs: Arc<CreateJobs>,
     index: u32,
     delivery: Arc<Delivery<C>>,
     /// Whether the job still holds its pool reference.
@@ -60,6 +105,7 @@ unsafe impl<C: Send + 'static> Send for CreateJob<C> {}
 
 impl<C: Send + 'static> CreateJob<C> {
     fn run(mut self) {
+        IN_CREATE_JOB.with(|flag| flag.set(true));
         // SAFETY: the job's reference keeps the pool allocated (see `Drop`).
         let pool = unsafe { self.pool.as_ref() };
         let outcome = pool.create_in(self.index);
@@ -71,7 +117,14 @@ impl<C: Send + 'static> CreateJob<C> {
             if let Ok(conn) = outcome {
                 pool.adopt(self.index, conn);
             }
+            // Reference first, count second: a `close` waiting for this job
+            // (in the last handle's drop, say) then frees the pool itself.
+            self.release_hold();
+            self.jobs.finished();
         } else {
+            // Done with the pool (what becomes of the connection is the
+            // acquire's business now): `close` may go on.
+            self.jobs.finished();
             // The acquire still waits (it would have to take this lock to
             // stop), and its pool handle keeps the pool alive until it
             // returns. So the job lets go of its reference first: once the
@@ -116,10 +169,26 @@ impl<C: Send + 'static> Inner<C> {
         }
         let delivery =
             Arc::new(Delivery { state: parking_lot::Mutex::new(State::Pending), done: parking_lot::Condvar::new() });
+        self.create_jobs.started();
+        // After `started`: a `close` that began earlier is seen here (its
+        // wait for the jobs took their lock after setting `closed`), and
+        // one that begins later waits for this job.
+        if self.is_closed() {
+            self.create_jobs.finished();
+            self.free_slot(index);
+            return Err(PoolError::PoolClosed);
+        }
         self.refs.hold();
-        let job = CreateJob { pool: NonNull::from(self), index, delivery: Arc::clone(&delivery), holds: true };
+        let job = CreateJob {
+            pool: NonNull::from(self),
+            jobs: Arc::clone(&self.create_jobs),
+            index,
+            delivery: Arc::clone(&delivery),
+            holds: true,
+        };
         if let Err(e) = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || job.run()) {
             // The job was dropped unrun, releasing its reference.
+            self.create_jobs.finished();
             log::warn!("pool {:?}: no thread for a bounded create ({e}); creating inline", self.config.name);
             return self.create_in(index).map(Some);
         }

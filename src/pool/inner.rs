@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::aging::AgingPolicy;
+use super::bounded_create::CreateJobs;
 use super::config::{PoolConfig, QueueMode};
 use super::create_gate::CreateGate;
 use super::error::{FactoryError, PoolError, Result};
@@ -79,6 +80,8 @@ pub(crate) struct Inner<C: Send + 'static> {
     /// Leak detection and the borrow traces it needs.
     pub(super) leaks: Mutex<Option<LeakDetector>>,
     track_borrows: AtomicBool,
+    /// Creations running for acquires on threads of their own.
+    pub(super) create_jobs: Arc<CreateJobs>,
     /// The maintenance registration, until `close()`.
     pub(super) maintenance: Mutex<Option<Registration>>,
     /// Counters and times behind `ConnectionPool::statistics`.
@@ -114,6 +117,7 @@ impl<C: Send + 'static> Inner<C> {
             leaks: Mutex::default(),
             track_borrows: AtomicBool::new(false),
             maintenance: Mutex::default(),
+            create_jobs: Arc::default(),
             stats: PoolStats::new(&config),
             config,
         };
@@ -814,6 +818,8 @@ impl<C: Send + 'static> Inner<C> {
         if let Some(registration) = registration {
             registration.stop();
         }
+        // Creations in progress close what they make once they see `closed`.
+        self.create_jobs.wait_for_all();
         fence(Ordering::SeqCst);
         self.drain_idle();
         log::debug!("pool {:?}: closed", self.config.name);
