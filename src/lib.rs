@@ -62,6 +62,12 @@
 //! counters may end in `_total` (`promtool check metrics` rejects it), so
 //! ours is `rustydb_pool_connections`. Maintenance threads are named
 //! `rdb-<pool name>`, short enough for the kernel's 15-byte thread names.
+//!
+//! An `acquire` that may wait runs `ConnectionFactory::create` on a
+//! short-lived thread named `rusty-db-create`, so its timeout holds while
+//! the factory hangs; `try_acquire` creates on the caller's thread. A
+//! factory that needs the caller's thread-local state should not rely on
+//! running there.
 
 #![deny(missing_docs)]
 
