@@ -1,6 +1,7 @@
 //! Loom model: a release racing a thread that is about to wait never
 //! leaves the waiter asleep beside an idle connection (no lost wake-up,
-//! DESIGN invariant 3), in every queue mode.
+//! DESIGN invariant 3), in every queue mode, including unfair mode's
+//! one-woken-waiter-at-a-time rule.
 //!
 //! Loom has no clock, so a lost wake-up shows up as a deadlock: the
 //! waiter parks and nobody is left to notify it.
@@ -54,5 +55,28 @@ fn discard_racing_new_waiter_hands_over_the_vacant_slot() {
         held.discard();
         waiter.join().expect("waiter");
         assert_eq!(factory.created.load(loom::sync::atomic::Ordering::SeqCst), 2);
+    });
+}
+
+/// Unfair mode wakes one waiter at a time: a release while a woken waiter
+/// has not looked yet wakes nobody. The model barges back in before the
+/// woken waiter looks, then releases again: the waiter must still get the
+/// connection (and fails, as a deadlock, if a woken waiter never clears
+/// its flag).
+#[test]
+fn unfair_release_while_a_woken_waiter_has_not_looked_yet() {
+    common::model(|| {
+        let (pool, _factory) = common::pool(1, 1, QueueMode::Unfair);
+        let held = pool.acquire().expect("the only connection");
+        let waiter = {
+            let pool = pool.clone();
+            thread::spawn(move || drop(pool.acquire().expect("the connection, eventually")))
+        };
+        drop(held);
+        if let Ok(again) = pool.try_acquire() {
+            drop(again);
+        }
+        waiter.join().expect("waiter");
+        assert_eq!(pool.idle(), 1);
     });
 }

@@ -234,6 +234,11 @@ impl<C: Send + 'static> Inner<C> {
             let start = *start.get_or_insert_with(Instant::now);
             let deadline = deadline_after(start, timeout);
             let grant = self.wait_for_grant(priority, &mut ticket, deadline)?;
+            if grant == Some(Grant::Retry) {
+                self.waiters.woke();
+                // SeqCst: the waiter half of the handshake with `wake_one`.
+                fence(Ordering::SeqCst);
+            }
             // A granted connection that fails validation leaves us its slot:
             // create in it rather than pass it on, so we keep our turn.
             let grant = match grant {
@@ -747,7 +752,7 @@ impl<C: Send + 'static> Inner<C> {
                 self.serve_waiters();
             } else {
                 // Unfair: wake the oldest waiter to compete for it.
-                let _ = self.waiters.hand_off(Grant::Retry);
+                self.waiters.wake_one();
             }
         }
     }

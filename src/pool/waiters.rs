@@ -30,7 +30,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering, Thread, current_thread, park_until};
+use crate::sync::{
+    AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering, Thread, current_thread, park_until,
+};
 
 /// What a waiter is woken with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,9 @@ struct Queue {
 pub struct WaitQueue {
     /// Number of queued waiters, written under the lock and read without it.
     len: CachePadded<AtomicUsize>,
+    /// Whether a waiter woken by [`wake_one`](Self::wake_one) has yet to
+    /// look at the stacks again: while one has, waking another is futile.
+    woken: CachePadded<AtomicBool>,
     queue: Mutex<Queue>,
 }
 
@@ -184,6 +189,37 @@ impl WaitQueue {
         // After the unlock, so the woken thread does not wait for our lock.
         waiter.thread.unpark();
         Ok(())
+    }
+
+    /// Unfair mode's release, after its push: wakes the oldest waiter with
+    /// [`Grant::Retry`] to compete for a connection, unless a waiter woken
+    /// so has not looked at the stacks yet (it will see the push; see
+    /// [`woke`](Self::woke)). Waking one per release would mostly wake
+    /// threads that find the connection taken and go back to sleep.
+    pub fn wake_one(&self) {
+        // SeqCst: after the push, the releaser's half of the handshake in `woke`.
+        if self.woken.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut q = self.queue.lock();
+        let Some(waiter) = q.waiters.pop_front() else {
+            return;
+        };
+        self.len.store(q.waiters.len(), Ordering::Relaxed);
+        // Relaxed: the woken waiter clears it after reading its grant,
+        // which the lock and the grant's Release/Acquire order after this.
+        self.woken.store(true, Ordering::Relaxed);
+        waiter.grant.store(RETRY, Ordering::Release);
+        drop(q);
+        waiter.thread.unpark();
+    }
+
+    /// Called by a waiter woken with [`Grant::Retry`] before it looks at the
+    /// stacks again; the caller then issues a `SeqCst` fence. A releaser
+    /// that skipped waking anyone because the flag was still set had pushed
+    /// before its `SeqCst` load of the flag, so that look sees the push.
+    pub fn woke(&self) {
+        self.woken.store(false, Ordering::SeqCst);
     }
 
     /// Parks until `waiter` is granted something or `deadline` passes.
