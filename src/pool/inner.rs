@@ -34,6 +34,7 @@ use super::leak::{BorrowTrace, LeakDetector};
 use super::slot::{self, Slot};
 use super::stats::{AcquireProbe, PoolStats};
 use super::upkeep::Registration;
+use super::validator::ConnectionValidator;
 use super::waiters::{Grant, RegisterError, WaitQueue};
 use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence, releaser_fence};
 
@@ -387,7 +388,7 @@ impl<C: Send + 'static> Inner<C> {
         // it by the wait queue, so it owns the slot exclusively.
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
         slot.set_state(slot::IN_USE);
-        if self.config.validate_on_acquire && !self.is_valid_on_acquire(&conn, slot) {
+        if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
             self.reject(slot, conn);
             return None;
         }
@@ -667,36 +668,14 @@ impl<C: Send + 'static> Inner<C> {
         Ok(())
     }
 
-    /// `is_valid_in` for a connection on its way out, with the common case
-    /// (no validator: ask the factory) inlined into the fast path.
-    #[inline(always)]
-    fn is_valid_on_acquire(&self, conn: &C, slot: &Slot<C>) -> bool {
-        if self.config.validator.is_some() {
-            return self.is_valid_in(conn, Some(slot));
-        }
-        // A bool out of the closure, for the reason given in `is_valid_in`.
-        let valid = catch_unwind(AssertUnwindSafe(|| matches!(self.factory.validate(conn), Ok(true)))).unwrap_or(false);
-        if !valid {
-            slot.record_error();
-        }
-        valid
-    }
-
     /// Validates through the configured validator (which may skip a
     /// connection used within its bypass window), else the factory.
+    /// Inlined, so the common case (no validator: ask the factory) costs the
+    /// fast path no call of its own.
+    #[inline(always)]
     pub(super) fn is_valid_in(&self, conn: &C, slot: Option<&Slot<C>>) -> bool {
         let valid = match &self.config.validator {
-            Some(validator) => {
-                // Tick first: on a stale clock, a connection idle for longer
-                // than the bypass window would look recently used and skip
-                // its check. (Its stamp may be stale too, which only errs
-                // toward checking.)
-                let since_use = slot.map(|s| {
-                    self.tick(self.epoch.elapsed());
-                    Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos()))
-                });
-                validator.check_with(&*self.factory, conn, since_use)
-            }
+            Some(validator) => self.check_with_validator(validator, conn, slot),
             // Reduced to a bool inside the closure: moving the whole
             // `Result` out through `catch_unwind` re-read, as wide loads,
             // bytes the callee had just written piecewise (a stall the
@@ -709,6 +688,19 @@ impl<C: Send + 'static> Inner<C> {
             }
         }
         valid
+    }
+
+    /// `is_valid_in` through a configured validator.
+    #[inline(never)]
+    fn check_with_validator(&self, validator: &ConnectionValidator, conn: &C, slot: Option<&Slot<C>>) -> bool {
+        // Tick first: on a stale clock, a connection idle for longer than the
+        // bypass window would look recently used and skip its check. (Its
+        // stamp may be stale too, which only errs toward checking.)
+        let since_use = slot.map(|s| {
+            self.tick(self.epoch.elapsed());
+            Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos()))
+        });
+        validator.check_with(&*self.factory, conn, since_use)
     }
 
     /// Stores a connection in its slot (not yet published), marked `state`.
