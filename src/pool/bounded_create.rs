@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use super::error::{PoolError, Result};
 use super::events::CloseReason;
-use super::inner::Inner;
+use super::inner::{Inner, end_reference};
 
 /// The thread name of a creation (kernel names hold 15 bytes; not `rdb-`,
 /// which names maintenance threads).
@@ -141,13 +141,9 @@ impl<C: Send + 'static> CreateJob<C> {
         if !std::mem::replace(&mut self.holds, false) {
             return;
         }
-        // SAFETY: the reference being released kept the pool allocated.
-        let pool = unsafe { self.pool.as_ref() };
-        if pool.refs.release(0) {
-            // SAFETY: the last reference: no handle, guard or job reaches
-            // the pool any more; it came from `Box::leak` in `ConnectionPool::new`.
-            drop(unsafe { Box::from_raw(self.pool.as_ptr()) });
-        }
+        // SAFETY: the job's hold is the reference ended (`holds` makes it
+        // once), and the job touches the pool no more.
+        unsafe { end_reference(self.pool, 0) };
     }
 }
 

@@ -73,7 +73,7 @@ impl<C: Send + 'static> Drop for Handle<C> {
         // this handle still counts.
         let inner = unsafe { self.inner.as_ref() };
         // No guard is made from here on, so the loans are final.
-        let loans = inner.loans();
+        let loans = inner.census().loans;
         inner.stats.keep_final_acquires(loans);
         inner.close();
         if inner.refs.teardown(loans) {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::events::CloseReason;
 use super::home_shard::home_shard;
-use super::inner::{Inner, Lease};
+use super::inner::{Inner, Lease, end_reference};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
 ///
@@ -128,12 +128,9 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
             }
             inner.release(self.slot, conn, self.close, home);
         }
-        if inner.refs.release(home) {
-            // SAFETY: `release` returned true: the pool's handles are gone
-            // and this was the last guard, so nothing else can reach
-            // `inner`; it came from `Box::leak` in `ConnectionPool::new`.
-            drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
-        }
+        // SAFETY: this guard's reference (its slot's loan) is the one ended,
+        // and the guard touches the pool no more.
+        unsafe { end_reference(self.inner, home) };
     }
 }
 

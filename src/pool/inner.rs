@@ -16,6 +16,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -647,9 +648,10 @@ impl<C: Send + 'static> Inner<C> {
         *self.leaks.lock() = Some(detector);
         self.track_borrows.store(true, Ordering::Relaxed);
         for slot in self.slots.iter().filter(|s| s.state() == slot::IN_USE) {
-            // A slot returned meanwhile keeps this trace only until its next
-            // borrow, which records its own (tracking is on now).
-            slot.trace().get_or_insert_with(BorrowTrace::since_now);
+            // Who borrowed it, and when, is unknown: the borrow counts from
+            // now. A slot returned meanwhile keeps this trace only until its
+            // next borrow, which records its own (tracking is on now).
+            slot.trace().get_or_insert_with(|| BorrowTrace { thread_name: None, ..BorrowTrace::capture(false) });
         }
     }
 
@@ -822,11 +824,6 @@ impl<C: Send + 'static> Inner<C> {
         log::debug!("pool {:?}: closed", self.config.name);
     }
 
-    /// Guards ever made: exact once no handle is left (see `GuardRefs`).
-    pub(crate) fn loans(&self) -> u64 {
-        self.slots.iter().map(|s| s.loans()).sum()
-    }
-
     /// How many slots are in `state` right now (a snapshot).
     pub(crate) fn count(&self, state: u32) -> usize {
         self.slots.iter().filter(|s| s.state() == state).count()
@@ -885,6 +882,25 @@ impl<C: Send + 'static> Drop for Inner<C> {
                 self.close_connection(conn, slot.id(), CloseReason::Shutdown);
             }
         }
+    }
+}
+
+/// Ends one reference on the pool (a guard's, or one taken with
+/// `GuardRefs::hold`), counted on `stripe`, and frees the pool if it was
+/// the last reference.
+///
+/// # Safety
+/// `pool` came from `Box::leak` in `ConnectionPool::new`, and the caller
+/// holds a reference on it that it has not ended; it must not touch the
+/// pool after this call.
+#[inline]
+pub(crate) unsafe fn end_reference<C: Send + 'static>(pool: NonNull<Inner<C>>, stripe: usize) {
+    // SAFETY: the caller's reference keeps the pool allocated until this release.
+    let last = unsafe { pool.as_ref() }.refs.release(stripe);
+    if last {
+        // SAFETY: that was the last reference: no handle, guard or job
+        // reaches the pool any more, and it came from `Box::leak`.
+        drop(unsafe { Box::from_raw(pool.as_ptr()) });
     }
 }
 

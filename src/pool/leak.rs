@@ -165,19 +165,6 @@ impl BorrowTrace {
         }
     }
 
-    /// For a connection found borrowed when a detector was attached: who
-    /// borrowed it and when are unknown, so the borrow counts from now.
-    pub(crate) fn since_now() -> Self {
-        BorrowTrace {
-            acquired: Instant::now(),
-            acquired_wall: SystemTime::now(),
-            thread_name: None,
-            query: None,
-            backtrace: None,
-            reported: false,
-        }
-    }
-
     pub(crate) fn to_info(&self, connection_id: u64, now: Instant) -> LeakInfo {
         LeakInfo {
             connection_id,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::events::CloseReason;
-use super::inner::Inner;
+use super::inner::{Inner, end_reference};
 use super::maintenance::{Maintain, MaintenanceService, Task};
 use super::slot::{self, Slot, duration_nanos};
 use crate::sync::{Ordering, fence};
@@ -118,14 +118,9 @@ unsafe impl<C: Send + 'static> Send for PoolJob<C> {}
 
 impl<C: Send + 'static> Drop for PoolJob<C> {
     fn drop(&mut self) {
-        // SAFETY: the job's guard reference keeps `inner` allocated until
-        // this release.
-        let pool = unsafe { self.inner.as_ref() };
-        if pool.refs.release(0) {
-            // SAFETY: the last reference: nothing else reaches `inner`,
-            // which came from `Box::leak` in `ConnectionPool::new`.
-            drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
-        }
+        // SAFETY: the job's hold (see `Registration::start`) is the
+        // reference ended, and the job touches the pool no more.
+        unsafe { end_reference(self.inner, 0) };
     }
 }
 

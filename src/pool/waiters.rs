@@ -174,13 +174,19 @@ impl WaitQueue {
     }
 
     /// Gives `grant` to the waiter at the front and wakes it; returns the
-    /// grant back if nobody waits.
+    /// grant back if nobody waits. A [`Grant::Retry`] marks that waiter as
+    /// woken (see [`wake_one`](Self::wake_one)).
     pub fn hand_off(&self, grant: Grant) -> Result<(), Grant> {
         let mut q = self.queue.lock();
         let Some(waiter) = q.waiters.pop_front() else {
             return Err(grant);
         };
         self.len.store(q.waiters.len(), Ordering::Relaxed);
+        if grant == Grant::Retry {
+            // Relaxed: the woken waiter clears it after reading its grant,
+            // which the lock and the grant's Release/Acquire order after this.
+            self.woken.store(true, Ordering::Relaxed);
+        }
         // Release: the waiter reads it without the lock (Acquire) and then
         // owns what it grants. Stored under the lock, so a waiter that finds
         // itself off the queue finds its grant too (see `wait`).
@@ -198,20 +204,9 @@ impl WaitQueue {
     /// threads that find the connection taken and go back to sleep.
     pub fn wake_one(&self) {
         // SeqCst: after the push, the releaser's half of the handshake in `woke`.
-        if self.woken.load(Ordering::SeqCst) {
-            return;
+        if !self.woken.load(Ordering::SeqCst) {
+            let _ = self.hand_off(Grant::Retry);
         }
-        let mut q = self.queue.lock();
-        let Some(waiter) = q.waiters.pop_front() else {
-            return;
-        };
-        self.len.store(q.waiters.len(), Ordering::Relaxed);
-        // Relaxed: the woken waiter clears it after reading its grant,
-        // which the lock and the grant's Release/Acquire order after this.
-        self.woken.store(true, Ordering::Relaxed);
-        waiter.grant.store(RETRY, Ordering::Release);
-        drop(q);
-        waiter.thread.unpark();
     }
 
     /// Called by a waiter woken with [`Grant::Retry`] before it looks at the

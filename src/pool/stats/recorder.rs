@@ -197,12 +197,9 @@ impl PoolStats {
     /// the `1 / SAMPLE_EVERY` of its thread to be timed.
     #[inline]
     pub(crate) fn sample_start(&self) -> AcquireProbe {
-        if !self.core.enabled {
-            return AcquireProbe { started: None };
-        }
         // Under loom a per-thread count would survive from one explored
         // execution to the next and make the model nondeterministic.
-        if cfg!(loom) {
+        if !self.core.enabled || cfg!(loom) {
             return AcquireProbe { started: None };
         }
         let tick = SAMPLE_TICK.try_with(|t| t.replace(t.get().wrapping_add(1))).unwrap_or(1);
