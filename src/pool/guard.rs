@@ -11,7 +11,6 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::events::CloseReason;
-use super::home_shard::home_shard;
 use super::inner::{Inner, Lease, end_reference};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
@@ -21,6 +20,8 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     inner: NonNull<Inner<C>>,
     conn: Option<C>,
     slot: u32,
+    /// The shard the connection goes back to: the acquiring thread's.
+    home: u32,
     id: u64,
     /// Why the connection is to be closed instead of returned: `Broken`
     /// after `mark_broken`, `Killed` after `discard`.
@@ -44,6 +45,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
             inner,
             conn: Some(lease.conn),
             slot: lease.slot,
+            home: lease.home,
             id: lease.id,
             close: None,
             acquired_at,
@@ -121,7 +123,9 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
     fn drop(&mut self) {
         let conn = self.conn.take();
         let inner = self.inner();
-        let home = home_shard(inner.shards());
+        // The acquirer's shard, even if another thread drops the guard: a
+        // second `home_shard` lookup here cost more than that rare miss.
+        let home = self.home as usize;
         if let Some(conn) = conn {
             if let (Some(at), Some(listener)) = (self.acquired_at, &inner.listener) {
                 listener.on_release(self.id, at.elapsed());

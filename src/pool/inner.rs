@@ -42,6 +42,9 @@ use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence, re
 /// A connection checked out of the pool, on its way into a guard.
 pub(crate) struct Lease<C> {
     pub(crate) slot: u32,
+    /// The acquiring thread's home shard: the guard returns the connection
+    /// there and ends its reference there, without a second lookup.
+    pub(crate) home: u32,
     pub(crate) conn: C,
     pub(crate) id: u64,
 }
@@ -164,7 +167,7 @@ impl<C: Send + 'static> Inner<C> {
         // thread's shard while nobody waits.
         if !self.is_closed() && (!self.fair || self.waiters.is_empty()) {
             if let Some(index) = self.idle[home].pop(&*self.slots) {
-                match self.check_out(index) {
+                match self.check_out(index, home) {
                     Some(lease) => {
                         self.stats.record_immediate_acquire(home, sample);
                         return Ok(lease);
@@ -199,7 +202,7 @@ impl<C: Send + 'static> Inner<C> {
             // In fair mode a newcomer does not overtake threads already waiting.
             if !self.fair || self.waiters.is_empty() {
                 if let Some(index) = self.pop_idle(home) {
-                    match self.check_out(index) {
+                    match self.check_out(index, home) {
                         Some(lease) => {
                             self.stats.record_immediate_acquire(home, sample);
                             return Ok(lease);
@@ -214,7 +217,7 @@ impl<C: Send + 'static> Inner<C> {
                     let start = *start.get_or_insert_with(Instant::now);
                     // Only an acquire that may wait bounds the factory by its deadline.
                     let deadline = (wait && !timeout.is_zero()).then(|| deadline_after(start, timeout));
-                    match self.create_lease(index, deadline) {
+                    match self.create_lease(index, home, deadline) {
                         Ok(Some(lease)) => {
                             self.stats.record_waited_acquire(home, start, true);
                             return Ok(lease);
@@ -244,7 +247,7 @@ impl<C: Send + 'static> Inner<C> {
             // A granted connection that fails validation leaves us its slot:
             // create in it rather than pass it on, so we keep our turn.
             let grant = match grant {
-                Some(Grant::Idle(index)) => match self.check_out(index) {
+                Some(Grant::Idle(index)) => match self.check_out(index, home) {
                     Some(lease) => {
                         self.stats.record_waited_acquire(home, start, false);
                         return Ok(lease);
@@ -260,7 +263,7 @@ impl<C: Send + 'static> Inner<C> {
             match grant {
                 Some(Grant::Idle(_)) => unreachable!("handled above"),
                 Some(Grant::Vacant(index)) => {
-                    match self.create_lease(index, (!timeout.is_zero()).then_some(deadline)) {
+                    match self.create_lease(index, home, (!timeout.is_zero()).then_some(deadline)) {
                         Ok(Some(lease)) => {
                             self.stats.record_waited_acquire(home, start, true);
                             return Ok(lease);
@@ -383,7 +386,7 @@ impl<C: Send + 'static> Inner<C> {
     /// it if configured. `None` if it failed and was closed; the caller
     /// still owns the (now empty) slot and must create in it or free it.
     #[inline(always)]
-    fn check_out(&self, index: u32) -> Option<Lease<C>> {
+    fn check_out(&self, index: u32, home: usize) -> Option<Lease<C>> {
         let slot = &self.slots[index as usize];
         // SAFETY: the caller popped `index` from an idle stack or was handed
         // it by the wait queue, so it owns the slot exclusively.
@@ -393,7 +396,7 @@ impl<C: Send + 'static> Inner<C> {
             self.reject(slot, conn);
             return None;
         }
-        Some(self.lease(index, conn))
+        Some(self.lease(index, conn, home))
     }
 
     /// Closes a connection that failed validation on its way out.
@@ -411,13 +414,14 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Counts the borrow and records who made it (while leak detection is on).
     #[inline(always)]
-    fn lease(&self, index: u32, conn: C) -> Lease<C> {
+    fn lease(&self, index: u32, conn: C, home: usize) -> Lease<C> {
         let slot = &self.slots[index as usize];
         // Relaxed: a stale `false` just skips tracing one borrow.
         if self.track_borrows.load(Ordering::Relaxed) {
             self.trace_borrow(slot);
         }
-        Lease { slot: index, conn, id: slot.lend() }
+        // `home` is a shard index, below 1024 (config validation).
+        Lease { slot: index, home: home as u32, conn, id: slot.lend() }
     }
 
     /// Records who is borrowing `slot`'s connection, for leak reports.
@@ -431,7 +435,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Creates a connection in a reserved slot and leases it. With a
     /// `deadline`, the factory runs on a thread of its own and the caller
     /// waits for it until then (`Ok(None)` after; see `bounded_create`).
-    fn create_lease(&self, index: u32, deadline: Option<Instant>) -> Result<Option<Lease<C>>> {
+    fn create_lease(&self, index: u32, home: usize, deadline: Option<Instant>) -> Result<Option<Lease<C>>> {
         let conn = match deadline {
             Some(deadline) => match self.create_by(index, deadline)? {
                 Some(conn) => conn,
@@ -443,7 +447,7 @@ impl<C: Send + 'static> Inner<C> {
             self.discard(index, conn, CloseReason::Shutdown);
             return Err(PoolError::PoolClosed);
         }
-        Ok(Some(self.lease(index, conn)))
+        Ok(Some(self.lease(index, conn, home)))
     }
 
     /// Runs `factory.create` for a reserved slot. On failure (or panic) the
