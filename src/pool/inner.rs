@@ -405,11 +405,9 @@ impl<C: Send + 'static> Inner<C> {
     fn reject(&self, slot: &Slot<C>, conn: C) {
         slot.set_state(slot::CLOSING);
         self.close_connection(conn, slot.id(), CloseReason::Validation);
-        // The caller may create in this slot, or free it: refill now in case
-        // it frees it below min_size (as `discard` does).
-        if self.live() <= self.config.min_size {
-            self.wake_maintenance();
-        }
+        // The caller creates in this slot or frees it; `free_slot` asks for
+        // the refill. Asking here, with the slot still counted as live, let
+        // a pass that ran before the free find the pool full and skip it.
     }
 
     /// Counts the borrow and records who made it (while leak detection is on).
@@ -760,11 +758,9 @@ impl<C: Send + 'static> Inner<C> {
         let slot = &self.slots[index as usize];
         slot.set_state(slot::CLOSING);
         self.close_connection(conn, slot.id(), reason);
+        // Below min_size, freeing the slot asks for a refill now rather
+        // than at the next scheduled pass.
         self.free_slot(index);
-        if reason != CloseReason::Shutdown && self.live() < self.config.min_size {
-            // Refill now rather than at the next scheduled pass.
-            self.wake_maintenance();
-        }
     }
 
     pub(super) fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
@@ -791,6 +787,12 @@ impl<C: Send + 'static> Inner<C> {
         releaser_fence();
         if !self.waiters.is_empty() {
             self.serve_waiters();
+        }
+        // Only now that the slot is vacant: a pass that looked while it was
+        // still counted as live skipped the refill and will not look again
+        // before its next scheduled run.
+        if self.config.min_size > 0 && self.live() < self.config.min_size && !self.is_closed() {
+            self.wake_maintenance();
         }
     }
 

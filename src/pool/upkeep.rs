@@ -398,3 +398,78 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::time::{Duration, Instant};
+
+    use crate::pool::slot;
+    use crate::pool::{CloseReason, ConnectionFactory, ConnectionPool, PoolConfig, Result};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl ConnectionFactory<usize> for Counting {
+        fn create(&self) -> Result<usize> {
+            Ok(self.0.fetch_add(1, SeqCst))
+        }
+    }
+
+    /// Polls `cond` every millisecond for up to 10 s.
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// An acquire that closes a connection failing validation holds its
+    /// slot (counted as live) until it frees it. A pass that looks in
+    /// between finds the pool at `min_size` and skips the refill; the free
+    /// must then ask for one, or the pool stays short until the next
+    /// scheduled pass (a minute here).
+    #[test]
+    fn a_slot_freed_below_min_size_after_a_pass_looked_is_refilled() {
+        let factory = Arc::new(Counting::default());
+        let config = PoolConfig::builder()
+            .name("upkeep")
+            .min_size(2)
+            .initial_size(0)
+            .max_size(2)
+            .shards(1)
+            .maintenance_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let pool = ConnectionPool::new(config, Arc::clone(&factory)).unwrap();
+        assert!(eventually(|| pool.idle() == 2), "the first pass fills the pool");
+        let inner = pool.inner();
+
+        // What `check_out` and `reject` do with a connection failing validation.
+        let index = inner.idle[0].pop(&*inner.slots).expect("an idle connection");
+        let slot = &inner.slots[index as usize];
+        // SAFETY: popped from an idle stack, so this test owns the slot.
+        let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
+        slot.set_state(slot::IN_USE);
+        slot.set_state(slot::CLOSING);
+        inner.close_connection(conn, slot.id(), CloseReason::Validation);
+        // A pass now finds both slots taken: nothing to refill.
+        inner.refill();
+        assert_eq!(factory.0.load(SeqCst), 2);
+        assert_eq!(inner.live(), 2);
+
+        inner.free_slot(index);
+        assert!(
+            eventually(|| pool.idle() == 2),
+            "refilled long before the next scheduled pass: idle {}, size {}",
+            pool.idle(),
+            pool.size()
+        );
+        assert_eq!(factory.0.load(SeqCst), 3);
+    }
+}
