@@ -341,7 +341,10 @@ impl<C: Send + 'static> Inner<C> {
                         self.slots[index as usize].set_state(slot::IDLE);
                         self.idle[home].push(&*self.slots, index);
                     }
-                    Grant::Vacant(index) => self.vacant.push(&*self.slots, index),
+                    Grant::Vacant(index) => {
+                        self.slots[index as usize].set_state(slot::VACANT);
+                        self.vacant.push(&*self.slots, index);
+                    }
                     Grant::Retry | Grant::Closed => {}
                 }
                 // SeqCst: re-run the handshake for a waiter that registered
@@ -374,12 +377,16 @@ impl<C: Send + 'static> Inner<C> {
         (1..shards).find_map(|step| self.idle[(home + step) % shards].pop(&*self.slots))
     }
 
-    /// Reserves a vacant slot if there is one and creation is allowed.
+    /// Reserves a vacant slot if there is one and creation is allowed. The
+    /// slot is `CREATING` from now on, so `size()` counts it even before a
+    /// creation thread (or a granted waiter) gets to the factory.
     pub(super) fn reserve_vacant(&self) -> Option<u32> {
         if self.vacant.is_empty() || self.gate.permit().is_err() {
             return None;
         }
-        self.vacant.pop(&*self.slots)
+        let index = self.vacant.pop(&*self.slots)?;
+        self.slots[index as usize].set_state(slot::CREATING);
+        Some(index)
     }
 
     /// Takes the connection out of a slot the caller now owns and validates

@@ -10,7 +10,7 @@
 //! | state      | connection cell | owned by                               |
 //! |------------|-----------------|----------------------------------------|
 //! | `VACANT`   | empty           | the vacant stack                       |
-//! | `CREATING` | empty           | the thread running `factory.create`    |
+//! | `CREATING` | empty           | its reserver: the creator, a granted waiter or a creation thread |
 //! | `IDLE`     | full            | an idle stack                          |
 //! | `IN_USE`   | moved to a guard, or full while handed to a waiter | a guard, or a woken waiter |
 //! | `CLOSING`  | empty (moved out) | the thread running `factory.close`   |
@@ -23,7 +23,7 @@ use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, MutexGua
 
 /// No connection; the slot is capacity waiting to be used.
 pub(crate) const VACANT: u32 = 0;
-/// Reserved by a thread that is creating its connection.
+/// Reserved for creating a connection (from the vacant stack's pop on).
 pub(crate) const CREATING: u32 = 1;
 /// Holds an idle connection.
 pub(crate) const IDLE: u32 = 2;

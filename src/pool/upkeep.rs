@@ -472,4 +472,30 @@ mod tests {
         );
         assert_eq!(factory.0.load(SeqCst), 3);
     }
+
+    /// A slot reserved for a creation counts in `size()` (and against
+    /// `min_size`) from the reservation on, not only once the factory is
+    /// running: an acquire that may wait creates on a thread of its own,
+    /// which may start well after the acquire has given up.
+    #[test]
+    fn a_reserved_slot_counts_as_open_before_its_creation_starts() {
+        let config = PoolConfig::builder()
+            .name("reserved")
+            .min_size(0)
+            .initial_size(0)
+            .max_size(2)
+            .maintenance_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let pool = ConnectionPool::new(config, Arc::new(Counting::default())).unwrap();
+        let inner = pool.inner();
+        assert_eq!(pool.size(), 0);
+
+        let index = inner.reserve_vacant().expect("a vacant slot");
+        assert_eq!(pool.size(), 1, "the reservation is counted at once");
+        assert_eq!(pool.idle(), 0);
+
+        inner.free_slot(index);
+        assert_eq!(pool.size(), 0, "and uncounted when it is given back unused");
+    }
 }
