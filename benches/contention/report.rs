@@ -18,6 +18,8 @@ pub struct Row {
     p99: u64,
     p999: u64,
     fairness: f64,
+    /// Context switches per operation: (voluntary, involuntary).
+    switches: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -33,6 +35,10 @@ impl Row {
             p99: q(0.99),
             p999: q(0.999),
             fairness: outcome.fairness(),
+            switches: outcome.switches.map(|s| {
+                let ops = outcome.per_thread.iter().sum::<u64>().max(1) as f64;
+                (s.voluntary as f64 / ops, s.involuntary as f64 / ops)
+            }),
         }
     }
 
@@ -43,14 +49,20 @@ impl Row {
 
     pub fn summary(&self) -> String {
         format!(
-            "{} ops/s, {:.1} ns/op/thread, acquire p50 {} p99 {} p99.9 {}, fairness {:.2}",
+            "{} ops/s, {:.1} ns/op/thread, acquire p50 {} p99 {} p99.9 {}, fairness {:.2}, switches/op {}",
             ops(self.ops_per_sec),
             self.nanos_per_op(),
             nanos(self.p50),
             nanos(self.p99),
             nanos(self.p999),
-            self.fairness
+            self.fairness,
+            self.switches_per_op()
         )
+    }
+
+    /// "sleeps + yields/preemptions" per operation, or "–".
+    fn switches_per_op(&self) -> String {
+        self.switches.map_or_else(|| "–".into(), |(v, i)| format!("{v:.2} + {i:.2}"))
     }
 }
 
@@ -116,7 +128,9 @@ pub fn markdown(rows: &[Row], machine: &Machine, duration: Duration) -> String {
     let _ = writeln!(
         md,
         "Each case: {:.1} s, {} connections, acquire latency sampled 1 in {SAMPLE_EVERY} (for CoreRuntime: execute to join). \
-         `×` columns divide ops/s by the peer's at the same point; fairness = fewest / most ops of any thread.",
+         `×` columns divide ops/s by the peer's at the same point; fairness = fewest / most ops of any thread; \
+         switches/op = the process's context switches per operation while measuring, voluntary (a thread slept) \
+         + involuntary (`yield_now()` or preempted), from getrusage.",
         duration.as_secs_f64(),
         crate::subjects::CONNECTIONS
     );
@@ -131,11 +145,11 @@ pub fn markdown(rows: &[Row], machine: &Machine, duration: Duration) -> String {
         let mutex_col = if baseline_mutex.is_some() { " × mutex |" } else { "" };
         let _ = writeln!(
             md,
-            "| workload | threads | pool | ops/s | ns/op/thread |{mutex_col} × r2d2 | acquire p50 | p99 | p99.9 | fairness |"
+            "| workload | threads | pool | ops/s | ns/op/thread |{mutex_col} × r2d2 | acquire p50 | p99 | p99.9 | fairness | switches/op |"
         );
         let _ = writeln!(
             md,
-            "|---|--:|---|--:|--:|{}--:|--:|--:|--:|--:|",
+            "|---|--:|---|--:|--:|{}--:|--:|--:|--:|--:|--:|",
             if baseline_mutex.is_some() { "--:|" } else { "" }
         );
         for row in rows.iter().filter(|r| r.group == group) {
@@ -146,7 +160,7 @@ pub fn markdown(rows: &[Row], machine: &Machine, duration: Duration) -> String {
             let mutex = baseline_mutex.map(|m| format!(" {} |", ratio(m))).unwrap_or_default();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.1} |{mutex} {} | {} | {} | {} | {:.2} |",
+                "| {} | {} | {} | {} | {:.1} |{mutex} {} | {} | {} | {} | {:.2} | {} |",
                 row.workload.name(),
                 row.threads,
                 row.subject.name(),
@@ -156,7 +170,8 @@ pub fn markdown(rows: &[Row], machine: &Machine, duration: Duration) -> String {
                 nanos(row.p50),
                 nanos(row.p99),
                 nanos(row.p999),
-                row.fairness
+                row.fairness,
+                row.switches_per_op()
             );
         }
     }

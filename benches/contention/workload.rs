@@ -91,6 +91,44 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Sampled acquire latencies, in nanoseconds.
     pub latency: Histogram<u64>,
+    /// The process's context switches while measuring, where the OS
+    /// reports them: voluntary (a thread went to sleep: parked, waited on
+    /// a futex) and involuntary (`yield_now()`, or preempted).
+    pub switches: Option<Switches>,
+}
+
+/// Context switches, split by cause.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+impl Switches {
+    /// The whole process's counts so far (every thread, exited ones too).
+    #[cfg(unix)]
+    fn now() -> Option<Switches> {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `usage` is a valid, writable `rusage`; getrusage fills it
+        // on success, and zeroed is a valid `rusage` if it does not.
+        let (rc, usage) = unsafe { (libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), usage.assume_init()) };
+        (rc == 0).then(|| Switches {
+            voluntary: u64::try_from(usage.ru_nvcsw).unwrap_or(0),
+            involuntary: u64::try_from(usage.ru_nivcsw).unwrap_or(0),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn now() -> Option<Switches> {
+        None
+    }
+
+    fn since(self, earlier: Switches) -> Switches {
+        Switches {
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
 }
 
 impl Outcome {
@@ -154,11 +192,14 @@ pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: 
             .collect();
         start_line.wait();
         std::thread::sleep((duration / 4).min(Duration::from_millis(250)));
+        let switches_before = Switches::now();
         phase.store(MEASURING, Ordering::Relaxed);
         let started = Instant::now();
         std::thread::sleep(duration);
         phase.store(STOPPED, Ordering::Relaxed);
         let elapsed = started.elapsed();
+        // Counted by the OS, not sampled: this sleeping thread adds one.
+        let switches = Switches::now().zip(switches_before).map(|(after, before)| after.since(before));
         let mut per_thread = Vec::with_capacity(threads);
         let mut latency = histogram();
         for worker in workers {
@@ -166,6 +207,6 @@ pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: 
             per_thread.push(ops);
             latency.add(hist).expect("same bounds");
         }
-        Outcome { per_thread, elapsed, latency }
+        Outcome { per_thread, elapsed, latency, switches }
     })
 }
