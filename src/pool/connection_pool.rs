@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
 use super::error::Result;
-use super::factory::ConnectionFactory;
+use super::factory::{ConnectionFactory, Shared};
 use super::guard::PooledConnectionGuard;
 use super::inner::{Inner, panic_message};
 use super::leak::{LeakDetector, LeakInfo};
@@ -122,7 +122,7 @@ impl<C: Send + 'static> ConnectionPool<C> {
     where
         F: ConnectionFactory<C>,
     {
-        let inner = Inner::new(config, factory)?;
+        let inner = Inner::new(config, Box::new(Shared(factory)))?;
         let stats = inner.stats.clone();
         let inner = NonNull::from(Box::leak(Box::new(inner)));
         // Loom models the engine alone; a background thread would not terminate.

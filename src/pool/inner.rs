@@ -62,7 +62,7 @@ pub(crate) struct Census {
 /// modules that extend it (`upkeep` holds the maintenance pass).
 pub(crate) struct Inner<C: Send + 'static> {
     pub(crate) config: PoolConfig,
-    pub(super) factory: Arc<dyn ConnectionFactory<C>>,
+    pub(super) factory: Box<dyn ConnectionFactory<C>>,
     pub(super) slots: Box<[CachePadded<Slot<C>>]>,
     pub(super) idle: Box<[IndexStack]>,
     pub(super) vacant: IndexStack,
@@ -95,7 +95,7 @@ pub(crate) struct Inner<C: Send + 'static> {
 
 impl<C: Send + 'static> Inner<C> {
     /// Allocates the slab and creates `initial_size` connections.
-    pub(crate) fn new(config: PoolConfig, factory: Arc<dyn ConnectionFactory<C>>) -> Result<Self> {
+    pub(crate) fn new(config: PoolConfig, factory: Box<dyn ConnectionFactory<C>>) -> Result<Self> {
         config.validate()?;
         let slots: Box<[CachePadded<Slot<C>>]> = (0..config.max_size).map(|_| CachePadded::new(Slot::new())).collect();
         let vacant = IndexStack::new();
