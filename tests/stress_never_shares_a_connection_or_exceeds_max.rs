@@ -113,12 +113,12 @@ fn hammer(mode: QueueMode) {
     assert!(acquired.load(SeqCst) > 0);
     // Quiescence: an acquire that timed out while its connection was being
     // created leaves that creation to finish in the background (and hand
-    // the connection to the pool). Nothing public says when it has: until
-    // its thread reaches the factory, the slot it reserved is neither on the
-    // vacant stack nor counted by `size()`, so `size() == idle()` can hold
-    // while a connection is still on its way. Wait instead until the whole
-    // capacity can be taken at once: then no slot is out with a creation,
-    // and a slot really lost fails this after `eventually`'s 10 s.
+    // the connection to the pool). Wait until the whole capacity can be
+    // taken at once: then no slot is out with a creation, and a slot really
+    // lost fails this after `eventually`'s 10 s. (Waiting for
+    // `size() == idle()` once missed a creation whose thread had not reached
+    // the factory yet: its reserved slot was not counted. It is now, as
+    // `CREATING`, but holding every connection is the stronger check.)
     let mut all: Vec<Held> = Vec::with_capacity(MAX_SIZE);
     let whole = common::eventually(|| {
         all.clear();
