@@ -36,7 +36,7 @@ impl Row {
             p999: q(0.999),
             fairness: outcome.fairness(),
             switches: outcome.switches.map(|s| {
-                let ops = outcome.per_thread.iter().sum::<u64>().max(1) as f64;
+                let ops = outcome.ops().max(1) as f64;
                 (s.voluntary as f64 / ops, s.involuntary as f64 / ops)
             }),
         }

@@ -98,7 +98,7 @@ pub struct Outcome {
 }
 
 /// Context switches, split by cause.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Switches {
     pub voluntary: u64,
     pub involuntary: u64,
@@ -132,8 +132,13 @@ impl Switches {
 }
 
 impl Outcome {
+    /// Operations completed by all threads.
+    pub fn ops(&self) -> u64 {
+        self.per_thread.iter().sum()
+    }
+
     pub fn ops_per_sec(&self) -> f64 {
-        self.per_thread.iter().sum::<u64>() as f64 / self.elapsed.as_secs_f64()
+        self.ops() as f64 / self.elapsed.as_secs_f64()
     }
 
     /// Fewest over most operations per thread (1.0 = perfectly even).
