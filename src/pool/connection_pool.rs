@@ -8,7 +8,6 @@
 //! pool; its memory lives on until the last guard comes back.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -17,7 +16,8 @@ use super::config::PoolConfig;
 use super::error::Result;
 use super::factory::{ConnectionFactory, Shared};
 use super::guard::PooledConnectionGuard;
-use super::inner::{Inner, panic_message};
+use super::hooks::Hook;
+use super::inner::Inner;
 use super::leak::{LeakDetector, LeakInfo};
 use super::slot;
 use super::stats::{GaugeSource, Gauges, PoolStatistics, PoolStats};
@@ -190,17 +190,13 @@ impl<C: Send + 'static> ConnectionPool<C> {
     }
 
     /// Tells the event listener about an acquire; returns when it ended.
-    /// A panicking listener is logged, not propagated: the lease is a
-    /// counted loan (see `GuardRefs`) that must become a guard.
+    /// A panicking listener is counted and logged, not propagated: the
+    /// lease is a counted loan (see `GuardRefs`) that must become a guard.
     #[cold]
     #[inline(never)]
     fn announce(&self, id: u64, started: Instant) -> Instant {
         let now = Instant::now();
-        if let Some(listener) = &self.inner().listener {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener.on_acquire(id, now - started))) {
-                log::warn!("PoolEventListener::on_acquire panicked: {}", panic_message(&*panic));
-            }
-        }
+        self.inner().notify(Hook::OnAcquire, |l| l.on_acquire(id, now - started));
         now
     }
 

@@ -3,7 +3,11 @@
 //! A [`PoolEventListener`] set with
 //! [`PoolConfigBuilder::event_listener`](super::PoolConfigBuilder::event_listener)
 //! is called synchronously on the thread where the event happens, so it
-//! must be quick and must not block; every method has a no-op default.
+//! should be quick and should not block; every method has a no-op default.
+//! A hook that panics costs the pool nothing: the panic is caught, logged
+//! and counted under its [`Hook`](super::Hook) in
+//! [`PoolStatistics::hook_panics`](super::PoolStatistics::hook_panics),
+//! and the pool goes on as if the hook had returned.
 //! Timing the fast path costs two clock reads per acquire, paid only while
 //! a listener is set.
 

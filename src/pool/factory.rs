@@ -13,9 +13,12 @@ use super::error::Result;
 
 /// Creates and looks after the pool's connections.
 ///
-/// Only `create` is required. The pool catches panics from every method and
+/// Only `create` is required. The pool catches panics from every method,
+/// counts them under their [`Hook`](super::Hook) in
+/// [`PoolStatistics::hook_panics`](super::PoolStatistics::hook_panics) and
 /// treats them as failures: a panicking `create` loses no capacity, a
-/// panicking `validate` or `reset` closes that connection, even when the
+/// panicking `validate`, `validate_query` or `reset` closes that
+/// connection, a panicking `close` still frees its slot, even when the
 /// guard is being dropped by a thread that is already unwinding.
 ///
 /// ```

@@ -11,6 +11,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::events::CloseReason;
+use super::hooks::Hook;
 use super::inner::{Inner, Lease, end_reference};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
@@ -127,8 +128,10 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
         // second `home_shard` lookup here cost more than that rare miss.
         let home = self.home as usize;
         if let Some(conn) = conn {
-            if let (Some(at), Some(listener)) = (self.acquired_at, &inner.listener) {
-                listener.on_release(self.id, at.elapsed());
+            if let Some(at) = self.acquired_at {
+                // Guarded: a panic here would skip the release (losing the
+                // slot for good), or abort a thread already unwinding.
+                inner.notify(Hook::OnRelease, |l| l.on_release(self.id, at.elapsed()));
             }
             inner.release(self.slot, conn, self.close, home);
         }

@@ -14,8 +14,6 @@
 //! lock; an acquire that may wait runs `create` on a thread of its own, so
 //! its timeout bounds it (see `bounded_create`).
 
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +28,7 @@ use super::events::PoolEventListener;
 use super::factory::ConnectionFactory;
 use super::guard_refs::GuardRefs;
 use super::home_shard::home_shard;
+use super::hooks::{Hook, Panicked};
 use super::index_stack::IndexStack;
 use super::leak::{BorrowTrace, LeakDetector};
 use super::slot::{self, Slot};
@@ -82,6 +81,8 @@ pub(crate) struct Inner<C: Send + 'static> {
     /// last maintenance pass: a release reads it instead of every slot.
     adaptive_scale: AtomicU64,
     pub(super) listener: Option<Arc<dyn PoolEventListener>>,
+    /// Which hooks have panicked before, for their log level (see `hooks`).
+    pub(super) panicked: Panicked,
     /// Leak detection and the borrow traces it needs.
     pub(super) leaks: Mutex<Option<LeakDetector>>,
     track_borrows: AtomicBool,
@@ -119,6 +120,7 @@ impl<C: Send + 'static> Inner<C> {
             retire_on_return: config.max_lifetime.is_some() || config.aging_policy.is_some(),
             adaptive_scale: AtomicU64::new(1.0f64.to_bits()),
             listener: config.event_listener.as_ref().map(|l| Arc::clone(&l.0)),
+            panicked: Panicked::default(),
             leaks: Mutex::default(),
             track_borrows: AtomicBool::new(false),
             maintenance: Mutex::default(),
@@ -286,9 +288,7 @@ impl<C: Send + 'static> Inner<C> {
     /// then, else `ConnectionTimeout`. Tells the listener.
     #[cold]
     fn timed_out(&self, timeout: Duration, start: Instant) -> PoolError {
-        if let Some(listener) = &self.listener {
-            listener.on_timeout(timeout);
-        }
+        self.notify(Hook::OnTimeout, |l| l.on_timeout(timeout));
         match self.gate.error_since(start) {
             Some(error) => PoolError::Factory(error),
             None => PoolError::ConnectionTimeout(timeout),
@@ -460,13 +460,11 @@ impl<C: Send + 'static> Inner<C> {
     pub(super) fn create_in(&self, index: u32) -> Result<C> {
         let slot = &self.slots[index as usize];
         slot.set_state(slot::CREATING);
-        let outcome = match catch_unwind(AssertUnwindSafe(|| self.factory.create())) {
+        let outcome = match self.caught(Hook::Create, || self.factory.create()) {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(PoolError::Factory(e))) => Err(e),
             Ok(Err(other)) => Err(FactoryError::new(other)),
-            Err(panic) => {
-                Err(FactoryError::new(format!("ConnectionFactory::create panicked: {}", panic_message(&*panic))))
-            }
+            Err(panic) => Err(FactoryError::new(format!("ConnectionFactory::create panicked: {panic}"))),
         };
         match outcome {
             Ok(conn) => {
@@ -477,9 +475,7 @@ impl<C: Send + 'static> Inner<C> {
                 slot.born(id, now, self.lifetime_for(id));
                 slot.set_state(slot::IN_USE);
                 self.stats.record_created();
-                if let Some(listener) = &self.listener {
-                    listener.on_create(id);
-                }
+                self.notify(Hook::OnCreate, |l| l.on_create(id));
                 if self.gate.on_success() {
                     log::info!("pool {:?}: connection factory recovered", self.config.name);
                     // Waiters held back by the backoff may create now.
@@ -669,8 +665,7 @@ impl<C: Send + 'static> Inner<C> {
     #[inline]
     fn recycle(&self, conn: &mut C) -> std::result::Result<(), CloseReason> {
         // A bool out of the closure, for the reason given in `is_valid_in`.
-        let reset = catch_unwind(AssertUnwindSafe(|| self.factory.reset(conn).is_ok()));
-        if !matches!(reset, Ok(true)) {
+        if self.guarded(Hook::Reset, || self.factory.reset(conn).is_ok()) != Some(true) {
             return Err(CloseReason::Broken);
         }
         if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid_in(conn, None) {
@@ -691,7 +686,7 @@ impl<C: Send + 'static> Inner<C> {
             // `Result` out through `catch_unwind` re-read, as wide loads,
             // bytes the callee had just written piecewise (a stall the
             // store buffer cannot forward, about 5 ns per call).
-            None => catch_unwind(AssertUnwindSafe(|| matches!(self.factory.validate(conn), Ok(true)))).unwrap_or(false),
+            None => self.guarded(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))) == Some(true),
         };
         if !valid {
             if let Some(slot) = slot {
@@ -711,7 +706,15 @@ impl<C: Send + 'static> Inner<C> {
             self.tick(self.epoch.elapsed());
             Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos()))
         });
-        validator.check_with(&*self.factory, conn, since_use)
+        validator.check_with(since_use, |query| {
+            let verdict = match query {
+                Some(query) => {
+                    self.guarded(Hook::ValidateQuery, || matches!(self.factory.validate_query(conn, query), Ok(true)))
+                }
+                None => self.guarded(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
+            };
+            verdict == Some(true)
+        })
     }
 
     /// Stores a connection in its slot (not yet published), marked `state`.
@@ -772,17 +775,12 @@ impl<C: Send + 'static> Inner<C> {
 
     pub(super) fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
         self.stats.record_closed(reason);
-        if let Some(listener) = &self.listener {
-            listener.on_close(id, reason);
-        }
-        match catch_unwind(AssertUnwindSafe(|| self.factory.close(conn))) {
-            Ok(Ok(())) => log::debug!("pool {:?}: closed connection {id} ({reason:?})", self.config.name),
-            Ok(Err(e)) => log::warn!("pool {:?}: closing connection {id} ({reason:?}) failed: {e}", self.config.name),
-            Err(p) => log::warn!(
-                "pool {:?}: ConnectionFactory::close panicked on connection {id}: {}",
-                self.config.name,
-                panic_message(&*p)
-            ),
+        self.notify(Hook::OnClose, |l| l.on_close(id, reason));
+        match self.guarded(Hook::Close, || self.factory.close(conn)) {
+            Some(Ok(())) => log::debug!("pool {:?}: closed connection {id} ({reason:?})", self.config.name),
+            Some(Err(e)) => log::warn!("pool {:?}: closing connection {id} ({reason:?}) failed: {e}", self.config.name),
+            // Counted and logged by `guarded`.
+            None => {}
         }
     }
 
@@ -931,15 +929,4 @@ fn deadline_after(start: Instant, timeout: Duration) -> Instant {
 fn far_future(now: Instant) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     now.checked_add(CENTURY).unwrap_or(now)
-}
-
-/// The message of a caught panic, for logs and errors.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_string()
-    }
 }

@@ -21,6 +21,7 @@ mod factory;
 mod guard;
 pub(crate) mod guard_refs;
 pub(crate) mod home_shard;
+mod hooks;
 pub(crate) mod index_stack;
 mod inner;
 mod leak;
@@ -38,11 +39,12 @@ pub use error::{FactoryError, PoolError, Result};
 pub use events::{CloseReason, EventListenerRef, PoolEventListener};
 pub use factory::ConnectionFactory;
 pub use guard::PooledConnectionGuard;
-pub(crate) use inner::panic_message;
+pub use hooks::Hook;
+pub(crate) use hooks::panic_message;
 pub use leak::{LeakDetector, LeakInfo};
 pub use maintenance::MaintenanceService;
 pub use stats::{
-    AcquireFailures, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, Percentiles, PoolStatistics,
-    PoolStats, TimeHistogram,
+    AcquireFailures, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, HookPanics, Percentiles,
+    PoolStatistics, PoolStats, TimeHistogram,
 };
 pub use validator::{ConnectionValidator, DEFAULT_BYPASS_WINDOW, ValidationQuery, ValidatorStatistics};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::events::CloseReason;
+use super::hooks::Hook;
 use super::inner::{Inner, end_reference};
 use super::maintenance::{Maintain, MaintenanceService, Task};
 use super::slot::{self, Slot, duration_nanos};
@@ -391,9 +392,7 @@ impl<C: Send + 'static> Inner<C> {
                     info.thread_name.as_deref().unwrap_or("<unnamed>"),
                     info.last_query.as_deref().map(|q| format!(", last query: {q}")).unwrap_or_default(),
                 );
-                if let Some(listener) = &self.listener {
-                    listener.on_leak(&info);
-                }
+                self.notify(Hook::OnLeak, |l| l.on_leak(&info));
             }
         }
     }

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::Result;
-use super::factory::ConnectionFactory;
 use crate::sync::{AtomicU64, Ordering};
 
 /// How long a connection may have been used successfully before fast
@@ -160,24 +159,19 @@ impl ConnectionValidator {
         outcome.map(|_| passed)
     }
 
-    /// Validates through a pool's factory; `since_use` is how long ago the
-    /// connection was last returned healthy (for fast validation).
-    pub(crate) fn check_with<C: 'static>(
-        &self,
-        factory: &dyn ConnectionFactory<C>,
-        connection: &C,
-        since_use: Option<Duration>,
-    ) -> bool {
+    /// Validates through a pool's factory: `run` sends the query (or, for
+    /// `None`, the factory's own check) and says whether the connection
+    /// passed, a panic already counted as a failure by the pool. `since_use`
+    /// is how long ago the connection was last returned healthy (for fast
+    /// validation).
+    pub(crate) fn check_with(&self, since_use: Option<Duration>, run: impl FnOnce(Option<&str>) -> bool) -> bool {
         if self.fast_validation && since_use.is_some_and(|d| d < self.bypass_window) {
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         let started = Instant::now();
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.query {
-            Some(query) => factory.validate_query(connection, query),
-            None => factory.validate(connection),
-        }));
-        self.record(started.elapsed(), matches!(ok, Ok(Ok(true))))
+        let ok = run(self.query.as_deref());
+        self.record(started.elapsed(), ok)
     }
 
     /// Counts one validation; a slow one fails. Returns the verdict.
@@ -243,34 +237,29 @@ mod tests {
         assert!(s.average_latency >= Duration::from_millis(10));
     }
 
-    struct Factory;
-    impl ConnectionFactory<u8> for Factory {
-        fn create(&self) -> Result<u8> {
-            Ok(0)
-        }
-        fn validate(&self, c: &u8) -> Result<bool> {
-            Ok(*c == 0)
-        }
-        fn validate_query(&self, c: &u8, query: &str) -> Result<bool> {
-            Ok(*c == 0 && query == "SELECT 1")
-        }
+    /// What a pool's `run` does for a connection that answers `healthy`:
+    /// pass if it is healthy and the query, if any, is `SELECT 1`.
+    fn answer(healthy: bool) -> impl FnOnce(Option<&str>) -> bool {
+        move |query| healthy && query.is_none_or(|q| q == "SELECT 1")
     }
 
     #[test]
     fn fast_validation_skips_recently_used_connections_only() {
         let v = ConnectionValidator::new(Duration::from_secs(1)).with_fast_validation(true);
-        assert!(v.check_with(&Factory, &1, Some(Duration::from_millis(10))), "skipped: used 10 ms ago");
-        assert!(!v.check_with(&Factory, &1, Some(Duration::from_secs(2))), "ran: idle for 2 s");
-        assert!(!v.check_with(&Factory, &1, None), "ran: never used");
+        assert!(v.check_with(Some(Duration::from_millis(10)), answer(false)), "skipped: used 10 ms ago");
+        assert!(!v.check_with(Some(Duration::from_secs(2)), answer(false)), "ran: idle for 2 s");
+        assert!(!v.check_with(None, answer(false)), "ran: never used");
         let s = v.statistics();
         assert_eq!((s.skipped_validations, s.total_validations), (1, 2));
     }
 
     #[test]
-    fn the_query_goes_through_the_factory() {
+    fn the_query_is_handed_to_the_pool() {
         let v = ConnectionValidator::new(Duration::from_secs(1)).with_query("SELECT 1".into());
-        assert!(v.check_with(&Factory, &0, None));
+        assert!(v.check_with(None, answer(true)));
         let other = ConnectionValidator::new(Duration::from_secs(1)).with_query("SELECT 2".into());
-        assert!(!other.check_with(&Factory, &0, None));
+        assert!(!other.check_with(None, answer(true)));
+        let s = other.statistics();
+        assert_eq!((s.total_validations, s.failed_validations), (1, 1));
     }
 }

@@ -8,6 +8,8 @@
 // Each test file includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};

@@ -4,15 +4,15 @@
 //! several threads may share a shard); a read adds the blocks up.
 //!
 //! ```text
-//!  shard 0 ─► [ created │ create failed │ … │ failures[kind] … │ closed[reason] … ]  (CachePadded)
-//!  shard 1 ─► [ created │ create failed │ … │ failures[kind] … │ closed[reason] … ]  (CachePadded)
+//!  shard 0 ─► [ created │ create failed │ … │ failures[kind] … │ closed[reason] … │ panics[hook] … ]  (CachePadded)
+//!  shard 1 ─► [ created │ create failed │ … │ failures[kind] … │ closed[reason] … │ panics[hook] … ]  (CachePadded)
 //! ```
 //!
 //! `Relaxed` is enough everywhere: a counter pairs with no other access;
 //! a reader gets, per counter, some value between the counts before and
 //! after the increments that raced with it.
 
-use crate::pool::CloseReason;
+use crate::pool::{CloseReason, Hook};
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 
 /// Something counted once per occurrence.
@@ -63,6 +63,7 @@ struct ShardCounters {
     events: [AtomicU64; Event::COUNT],
     failures: [AtomicU64; Failure::COUNT],
     closed: [AtomicU64; REASONS],
+    panics: [AtomicU64; Hook::COUNT],
 }
 
 impl ShardCounters {
@@ -71,6 +72,7 @@ impl ShardCounters {
             events: std::array::from_fn(|_| AtomicU64::new(0)),
             failures: std::array::from_fn(|_| AtomicU64::new(0)),
             closed: std::array::from_fn(|_| AtomicU64::new(0)),
+            panics: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -87,6 +89,7 @@ pub(crate) struct CounterTotals {
     events: [u64; Event::COUNT],
     failures: [u64; Failure::COUNT],
     closed: [u64; REASONS],
+    panics: [u64; Hook::COUNT],
 }
 
 impl StripedCounters {
@@ -116,6 +119,11 @@ impl StripedCounters {
         self.shards[shard].closed[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_panic(&self, shard: usize, hook: Hook) {
+        // Relaxed: a statistic; see the module docs.
+        self.shards[shard].panics[hook.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Every counter summed over the shards.
     pub(crate) fn totals(&self) -> CounterTotals {
         let mut totals = CounterTotals::default();
@@ -127,6 +135,7 @@ impl StripedCounters {
             sum(&mut totals.events, &shard.events);
             sum(&mut totals.failures, &shard.failures);
             sum(&mut totals.closed, &shard.closed);
+            sum(&mut totals.panics, &shard.panics);
         }
         totals
     }
@@ -143,6 +152,10 @@ impl CounterTotals {
 
     pub(crate) fn closed(&self, reason: CloseReason) -> u64 {
         self.closed[reason.index()]
+    }
+
+    pub(crate) fn panics(&self, hook: Hook) -> u64 {
+        self.panics[hook.index()]
     }
 
     /// Acquires that failed, whatever the reason.
@@ -171,12 +184,15 @@ mod tests {
         counters.add_closed(1, CloseReason::Idle);
         counters.add_closed(1, CloseReason::Shutdown);
         counters.add_closed(0, CloseReason::Shutdown);
+        counters.add_panic(0, Hook::OnRelease);
+        counters.add_panic(1, Hook::OnRelease);
         let totals = counters.totals();
         assert_eq!(totals.event(Event::Created), 2);
         assert_eq!(totals.event(Event::Leak), 1);
         assert_eq!(totals.event(Event::CacheHit), 0);
         assert_eq!((totals.failure(Failure::Timeout), totals.failures()), (1, 2));
         assert_eq!((totals.closed(CloseReason::Shutdown), totals.closes()), (2, 3));
+        assert_eq!((totals.panics(Hook::OnRelease), totals.panics(Hook::Create)), (2, 0));
     }
 
     #[test]

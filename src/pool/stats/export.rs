@@ -84,6 +84,7 @@ const FIELDS: &[(&str, Read)] = &[
     ("acquire_time_p99_ms", |s| millis(s.acquire_time_histogram.percentiles.p99)),
     ("acquire_time_p999_ms", |s| millis(s.acquire_time_histogram.percentiles.p999)),
     ("acquire_time_max_ms", |s| millis(s.acquire_time_histogram.percentiles.max)),
+    ("hook_panics", |s| Field::Count(s.hook_panics.total())),
 ];
 
 impl PoolStatistics {

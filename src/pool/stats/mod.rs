@@ -31,4 +31,4 @@ pub use dashboard::{DashboardData, DashboardProvider};
 pub use histograms::{Percentiles, TimeHistogram};
 pub use recorder::PoolStats;
 pub(crate) use recorder::{AcquireProbe, GaugeSource, Gauges};
-pub use statistics::{AcquireFailures, ClosedByReason, EfficiencyMetrics, PoolStatistics};
+pub use statistics::{AcquireFailures, ClosedByReason, EfficiencyMetrics, HookPanics, PoolStatistics};

@@ -106,6 +106,9 @@ const FAMILIES: &[Family] = &[
         |s| s.acquire_failures.iter().map(|(r, n)| Sample::labelled("reason", r, Value::Count(n))).collect(),
     ),
     counter("rustydb_pool_leaks_detected_total", "Borrows reported as leaked.", |s| total(s.leaks_detected)),
+    counter("rustydb_pool_hook_panics_total", "Panics caught in factory methods and listener hooks, by hook.", |s| {
+        s.hook_panics.iter().map(|(h, n)| Sample::labelled("hook", h.as_str(), Value::Count(n))).collect()
+    }),
     counter("rustydb_pool_statement_cache_lookups_total", "Statement cache lookups, by result.", |s| {
         vec![
             Sample::labelled("result", "hit", Value::Count(s.cache_hits)),
@@ -151,6 +154,7 @@ impl PoolStatistics {
     /// `rustydb_pool_acquires_total`,
     /// `rustydb_pool_acquire_failures_total{reason}` (timeouts are
     /// `reason="timeout"`), `rustydb_pool_leaks_detected_total`,
+    /// `rustydb_pool_hook_panics_total{hook}`,
     /// `rustydb_pool_statement_cache_lookups_total{result}`, the summary
     /// `rustydb_pool_wait_seconds` (quantiles 0.5 to 0.999, `_sum`, `_count`)
     /// and the gauge `rustydb_pool_average_acquire_seconds`.

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use super::counters::{Event, Failure, StripedCounters};
 use super::histograms::{SAMPLE_EVERY, StripedTimes};
 use super::statistics::PoolStatistics;
-use crate::pool::CloseReason;
 use crate::pool::config::PoolConfig;
 use crate::pool::error::PoolError;
 use crate::pool::home_shard::home_shard;
 use crate::pool::inner::Inner;
+use crate::pool::{CloseReason, Hook};
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
 thread_local! {
@@ -261,6 +261,13 @@ impl PoolStats {
     pub(crate) fn record_closed(&self, reason: CloseReason) {
         if self.core.enabled {
             self.core.counters.add_closed(self.shard(), reason);
+        }
+    }
+
+    /// A hook (user code) panicked.
+    pub(crate) fn record_hook_panic(&self, hook: Hook) {
+        if self.core.enabled {
+            self.core.counters.add_panic(self.shard(), hook);
         }
     }
 

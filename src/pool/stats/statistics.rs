@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::counters::{CounterTotals, Event, Failure};
 use super::histograms::{MergedTimes, TimeHistogram};
 use super::recorder::Gauges;
-use crate::pool::CloseReason;
+use crate::pool::{CloseReason, Hook};
 
 /// A snapshot of one pool's statistics, from
 /// [`ConnectionPool::statistics`](crate::pool::ConnectionPool::statistics)
@@ -102,6 +102,10 @@ pub struct PoolStatistics {
     pub validation_failures: u64,
     /// Counter: borrows reported as leaked by leak detection (once each).
     pub leaks_detected: u64,
+    /// Counters: panics caught in user code, by [`Hook`] (factory methods
+    /// and listener hooks). The pool carried on after each as if the hook
+    /// had returned (a factory method as if it had failed).
+    pub hook_panics: HookPanics,
     /// Counter: statement-cache lookups that found the statement (recorded
     /// through [`PoolStats::record_cache_hit`](super::PoolStats::record_cache_hit);
     /// zero until statements are cached).
@@ -211,6 +215,31 @@ impl ClosedByReason {
     }
 }
 
+/// Panics caught in user code, by [`Hook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HookPanics([u64; Hook::COUNT]);
+
+impl HookPanics {
+    /// Panics of `hook`.
+    pub fn get(&self, hook: Hook) -> u64 {
+        self.0[hook.index()]
+    }
+
+    /// Every hook with its count, in the order of [`Hook::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Hook, u64)> + '_ {
+        Hook::ALL.into_iter().map(|hook| (hook, self.get(hook)))
+    }
+
+    /// Panics, whatever the hook.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    fn from_totals(totals: &CounterTotals) -> Self {
+        HookPanics(Hook::ALL.map(|hook| totals.panics(hook)))
+    }
+}
+
 /// Failed acquires, by the error they returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -291,6 +320,7 @@ impl PoolStatistics {
             timeouts: 0,
             validation_failures: 0,
             leaks_detected: 0,
+            hook_panics: HookPanics::default(),
             cache_hits: 0,
             cache_misses: 0,
             connections_per_second: 0.0,
@@ -325,6 +355,7 @@ impl PoolStatistics {
         stats.timeouts = stats.acquire_failures.timeout;
         stats.validation_failures = stats.closed_by_reason.validation;
         stats.leaks_detected = totals.event(Event::Leak);
+        stats.hook_panics = HookPanics::from_totals(totals);
         stats.cache_hits = hits;
         stats.cache_misses = misses;
         stats.connections_per_second = if uptime.is_zero() { 0.0 } else { acquires as f64 / uptime.as_secs_f64() };
