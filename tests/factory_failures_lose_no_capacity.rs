@@ -125,6 +125,45 @@ fn during_an_outage_acquire_fails_at_its_deadline_with_the_factory_error_then_re
     factory.assert_no_violations();
 }
 
+/// Once the backoff between creation attempts outgrows the acquire
+/// timeout, most acquires make no attempt of their own. They must still
+/// report the outage, not a bare timeout that says "raise max_size".
+#[test]
+fn every_acquire_during_an_outage_reports_the_factory_error_even_without_an_attempt_of_its_own() {
+    let factory = TrackingFactory::new();
+    factory.fail_creates(Outcome::Error);
+    let config = common::config().max_size(4).build().unwrap();
+    let pool = ConnectionPool::new(config, factory.clone()).unwrap();
+    let timeout = Duration::from_millis(200);
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        outcomes.push(match pool.acquire_timeout(timeout) {
+            Err(err @ PoolError::Factory(_)) => {
+                assert!(err.to_string().contains(FACTORY_ERROR), "{err}");
+                "factory"
+            }
+            Err(PoolError::ConnectionTimeout(_)) => "timeout",
+            Err(other) => panic!("unexpected {other:?}"),
+            Ok(_) => panic!("every create fails"),
+        });
+    }
+    assert_eq!((pool.size(), pool.active()), (0, 0));
+    let attempts = factory.create_attempts();
+    assert!(attempts < 20, "the backoff kept most acquires from trying ({attempts} attempts)");
+    assert!(outcomes.iter().all(|o| *o == "factory"), "{outcomes:?}");
+
+    // A pool that is merely full is not blamed on an old failure.
+    factory.heal_creates();
+    let all: Vec<_> = (0..4).map(|_| pool.acquire_timeout(Duration::from_secs(5)).unwrap()).collect();
+    factory.fail_creates(Outcome::Error);
+    match pool.acquire_timeout(Duration::from_millis(50)) {
+        Err(PoolError::ConnectionTimeout(_)) => {}
+        other => panic!("expected a timeout on a full pool, got {:?}", other.map(|g| g.serial)),
+    }
+    drop(all);
+    factory.assert_no_violations();
+}
+
 #[test]
 fn new_closes_the_connections_it_created_when_a_later_one_fails() {
     let factory = TrackingFactory::new();

@@ -22,7 +22,8 @@ pub enum PoolError {
     /// is the timeout that was waited). Raise `acquire_timeout` or
     /// `max_size`, or hold connections for less time.
     ///
-    /// When connection creation failed during the wait, the pool returns
+    /// When connection creation failed during the wait, or is still failing
+    /// (no create has succeeded since the last failure), the pool returns
     /// [`PoolError::Factory`] instead, so the real cause is not hidden.
     #[error(
         "timed out after {0:?} waiting for a connection: raise acquire_timeout or max_size, or return connections sooner"

@@ -284,12 +284,14 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// The error of an acquire that started at `start` and ran out of
-    /// `timeout`: the factory's last error if creating kept failing since
-    /// then, else `ConnectionTimeout`. Tells the listener.
+    /// `timeout`: the factory's last error if creating failed since then or
+    /// is still failing (the gate backs off until a create succeeds; while
+    /// its delay exceeds the timeout, most acquires make no attempt of
+    /// their own), else `ConnectionTimeout`. Tells the listener.
     #[cold]
     fn timed_out(&self, timeout: Duration, start: Instant) -> PoolError {
         self.notify(Hook::OnTimeout, |l| l.on_timeout(timeout));
-        match self.gate.error_since(start) {
+        match self.gate.error_since(start).or_else(|| self.gate.current_error()) {
             Some(error) => PoolError::Factory(error),
             None => PoolError::ConnectionTimeout(timeout),
         }
