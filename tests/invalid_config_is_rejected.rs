@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::TrackingFactory;
-use rusty_db::pool::{ConnectionPool, PoolConfig, PoolError};
+use rusty_db::pool::{ConnectionPool, MAX_POOL_SIZE, PoolConfig, PoolError};
 
 fn rejected(field: &str, edit: impl FnOnce(&mut PoolConfig)) {
     let mut config = PoolConfig::default();
@@ -44,6 +44,25 @@ fn new_rejects_each_contradictory_field_by_name() {
     rejected("idle_timeout", |c| c.idle_timeout = Some(Duration::ZERO));
     rejected("shards", |c| c.shards = 0);
     rejected("shards", |c| c.shards = 4096);
+    rejected("max_size", |c| c.max_size = MAX_POOL_SIZE + 1);
+}
+
+/// The slab is allocated up front (a few hundred bytes a slot), so a
+/// `max_size` in the billions would abort on allocation rather than fail.
+#[test]
+fn a_max_size_beyond_the_documented_bound_is_an_error_not_an_abort() {
+    for max in [MAX_POOL_SIZE + 1, 1 << 30, u32::MAX as usize - 1, usize::MAX] {
+        let err = PoolConfig::builder().min_size(0).initial_size(0).max_size(max).build().unwrap_err();
+        match err {
+            PoolError::InvalidConfig(ref m) => {
+                assert!(m.contains("max_size") && m.contains(&MAX_POOL_SIZE.to_string()), "{m:?}")
+            }
+            other => panic!("max_size {max}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    let config = PoolConfig::builder().min_size(0).initial_size(0).max_size(MAX_POOL_SIZE).build().unwrap();
+    let pool = ConnectionPool::new(config, TrackingFactory::new()).expect("the bound itself is accepted");
+    assert_eq!(pool.config().max_size, MAX_POOL_SIZE);
 }
 
 #[test]

@@ -17,6 +17,18 @@ use super::index_stack::MAX_INDEX;
 use super::maintenance::MaintenanceService;
 use super::validator::ConnectionValidator;
 
+/// The largest `max_size` a pool accepts.
+///
+/// The slab of slots is allocated when the pool is created, a few hundred
+/// bytes per slot, so this bound (16 MiB of slots) keeps a mistyped size
+/// an [`InvalidConfig`](PoolError::InvalidConfig) error rather than an
+/// allocation failure that aborts the process. No database serves this
+/// many connections to one client.
+pub const MAX_POOL_SIZE: usize = 1 << 16;
+
+// Slot indices must fit the index stacks' links.
+const _: () = assert!(MAX_POOL_SIZE <= MAX_INDEX as usize);
+
 /// How waiting threads are served when connections come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -53,7 +65,8 @@ pub struct PoolConfig {
     pub name: String,
     /// Connections the pool keeps open even when idle. Default 10.
     pub min_size: usize,
-    /// Hard cap on open (and opening) connections. Default 100.
+    /// Hard cap on open (and opening) connections. Default 100; 1 to
+    /// [`MAX_POOL_SIZE`].
     pub max_size: usize,
     /// Connections created by `ConnectionPool::new`. Default 10.
     pub initial_size: usize,
@@ -202,8 +215,11 @@ impl PoolConfig {
         if self.max_size == 0 {
             return invalid("max_size must be at least 1".into());
         }
-        if self.max_size > MAX_INDEX as usize {
-            return invalid(format!("max_size must be at most {MAX_INDEX}, got {}", self.max_size));
+        if self.max_size > MAX_POOL_SIZE {
+            return invalid(format!(
+                "max_size must be at most {MAX_POOL_SIZE} (the pool allocates a slot per connection up front), got {}",
+                self.max_size
+            ));
         }
         if self.min_size > self.max_size {
             return invalid(format!("min_size ({}) must not exceed max_size ({})", self.min_size, self.max_size));
@@ -262,7 +278,7 @@ impl PoolConfigBuilder {
         self
     }
 
-    /// Cap on open connections. Default 100; at least 1.
+    /// Cap on open connections. Default 100; 1 to [`MAX_POOL_SIZE`] (65 536).
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.config.max_size = max_size;
         self

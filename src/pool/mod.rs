@@ -33,7 +33,7 @@ mod validator;
 pub(crate) mod waiters;
 
 pub use aging::AgingPolicy;
-pub use config::{PoolConfig, PoolConfigBuilder, QueueMode};
+pub use config::{MAX_POOL_SIZE, PoolConfig, PoolConfigBuilder, QueueMode};
 pub use connection_pool::ConnectionPool;
 pub use error::{FactoryError, PoolError, Result};
 pub use events::{CloseReason, EventListenerRef, PoolEventListener};
