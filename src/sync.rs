@@ -118,6 +118,20 @@ impl<T> Mutex<T> {
     }
 }
 
+impl<T> Mutex<T> {
+    /// Locks, waiting until `deadline` at most; `None` if it is still held
+    /// then. Under loom there is no time: one attempt.
+    pub(crate) fn try_lock_until(&self, deadline: Instant) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        return self.0.try_lock_until(deadline).map(MutexGuard);
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            return self.0.try_lock().ok().map(|g| MutexGuard(Some(g)));
+        }
+    }
+}
+
 impl<T> std::ops::Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {

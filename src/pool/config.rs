@@ -119,6 +119,12 @@ pub struct PoolConfig {
     /// thread, and close idle connections beyond that spare (toward
     /// `min_size`) once the surplus has lasted four passes. Default `false`.
     pub adaptive_sizing: bool,
+    /// How long `close()` (and dropping the last handle) waits for work in
+    /// user code: the maintenance pass, creations in progress, and closing
+    /// idle connections (on up to 4 threads at once). Whatever is still
+    /// running then finishes in the background, closes what it holds, and
+    /// is logged. Default 5 s; zero returns at once.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for PoolConfig {
@@ -146,6 +152,7 @@ impl Default for PoolConfig {
             event_listener: None,
             maintenance_service: None,
             adaptive_sizing: false,
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -399,6 +406,14 @@ impl PoolConfigBuilder {
     /// Create ahead of demand and shrink surplus toward `min_size`. Default `false`.
     pub fn adaptive_sizing(mut self, adaptive: bool) -> Self {
         self.config.adaptive_sizing = adaptive;
+        self
+    }
+
+    /// How long `close()` waits for factory and listener calls in
+    /// progress (and for closing idle connections) before it returns and
+    /// lets them finish in the background. Default 5 s; zero returns at once.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
         self
     }
 

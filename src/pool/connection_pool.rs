@@ -202,8 +202,17 @@ impl<C: Send + 'static> ConnectionPool<C> {
 
     /// Closes the pool: every waiter wakes with
     /// [`PoolClosed`](super::PoolError::PoolClosed), idle connections are
-    /// closed now and borrowed ones when they come back, and every later
-    /// acquire fails with `PoolClosed`. Idempotent.
+    /// closed now (on up to four threads at once) and borrowed ones when
+    /// they come back, and every later acquire fails with `PoolClosed`.
+    /// Idempotent; a second caller returns at once.
+    ///
+    /// It returns once that is done, or after
+    /// [`shutdown_timeout`](super::PoolConfigBuilder::shutdown_timeout)
+    /// (default 5 s) if user code is still running then (a factory call
+    /// that hangs, a listener hook on the maintenance thread): that work
+    /// finishes in the background, closes what it holds, and is logged.
+    /// Called from a listener hook on one of the pool's own threads, it
+    /// does not wait for them.
     pub fn close(&self) {
         self.inner().close();
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::aging::AgingPolicy;
-use super::bounded_create::CreateJobs;
+use super::background::{Jobs, Starter};
 use super::config::{PoolConfig, QueueMode};
 use super::create_gate::CreateGate;
 use super::error::{FactoryError, PoolError, Result};
@@ -86,8 +86,9 @@ pub(crate) struct Inner<C: Send + 'static> {
     /// Leak detection and the borrow traces it needs.
     pub(super) leaks: Mutex<Option<LeakDetector>>,
     track_borrows: AtomicBool,
-    /// Creations running for acquires on threads of their own.
-    pub(super) create_jobs: Arc<CreateJobs>,
+    /// Work running on threads of its own: creations for acquires, the
+    /// maintenance pass's factory calls, closers (see `background`).
+    pub(super) jobs: Arc<Jobs>,
     /// The maintenance registration, until `close()`.
     pub(super) maintenance: Mutex<Option<Registration>>,
     /// Counters and times behind `ConnectionPool::statistics`.
@@ -124,7 +125,7 @@ impl<C: Send + 'static> Inner<C> {
             leaks: Mutex::default(),
             track_borrows: AtomicBool::new(false),
             maintenance: Mutex::default(),
-            create_jobs: Arc::default(),
+            jobs: Arc::default(),
             stats: PoolStats::new(&config),
             config,
         };
@@ -817,24 +818,47 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Closes the pool: wakes every waiter with `PoolClosed`, stops the
-    /// maintenance (waiting for at most one factory call), and closes idle
-    /// connections; borrowed ones are closed as they come back.
+    /// maintenance, waits for the jobs in progress (creations, the pass's
+    /// factory calls) and closes idle connections on up to [`CLOSERS`]
+    /// threads; borrowed ones are closed as they come back. All of it
+    /// within `shutdown_timeout`: what is still running in user code then
+    /// finishes in the background (and closes what it holds), and is logged.
     pub(crate) fn close(&self) {
         // SeqCst: the closer half of the handshake with `give_back`: a
         // connection pushed concurrently is drained by us or by its releaser.
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        let deadline = deadline_after(Instant::now(), self.config.shutdown_timeout);
+        // No job starts from now on but our closers.
+        self.jobs.refuse();
         self.waiters.close();
-        let registration = self.maintenance.lock().take();
-        if let Some(registration) = registration {
-            registration.stop();
-        }
-        // Creations in progress close what they make once they see `closed`.
-        self.create_jobs.wait_for_all();
         fence(Ordering::SeqCst);
-        self.drain_idle();
-        log::debug!("pool {:?}: closed", self.config.name);
+        // Closers first, so that idle connections close while we wait for
+        // the rest; a pass or job that pushes connections back after this
+        // sees `closed` and closes them itself.
+        if self.idle.iter().any(|stack| !stack.is_empty()) {
+            let closers = self.count(slot::IDLE).clamp(1, CLOSERS);
+            for _ in 0..closers {
+                self.spawn_job(CLOSER_THREAD_NAME, Starter::Close, |pool| pool.drain_idle());
+            }
+        }
+        let registration = self.maintenance.lock().take();
+        let maintenance_stopped = registration.is_none_or(|r| r.stop_until(deadline));
+        match (self.jobs.wait_until(deadline), maintenance_stopped) {
+            (Ok(()), true) => log::debug!("pool {:?}: closed", self.config.name),
+            (jobs, _) => log::warn!(
+                "pool {:?}: close() returns after its shutdown_timeout of {:?} with {} still in user code \
+                 (a factory or listener call); they finish in the background and close what they hold",
+                self.config.name,
+                self.config.shutdown_timeout,
+                match (jobs, maintenance_stopped) {
+                    (Err(n), true) => format!("{n} background job(s)"),
+                    (Err(n), false) => format!("the maintenance pass and {n} background job(s)"),
+                    (Ok(()), _) => "the maintenance pass".to_string(),
+                }
+            ),
+        }
     }
 
     /// How many slots are in `state` right now (a snapshot).
@@ -916,6 +940,13 @@ pub(crate) unsafe fn end_reference<C: Send + 'static>(pool: NonNull<Inner<C>>, s
         drop(unsafe { Box::from_raw(pool.as_ptr()) });
     }
 }
+
+/// Most threads `close()` closes idle connections on, so that closing a
+/// pool of slow-to-close connections takes a fraction of their sum.
+pub(crate) const CLOSERS: usize = 4;
+
+/// The thread name of `close()`'s closers (15 bytes at most).
+const CLOSER_THREAD_NAME: &str = "rusty-db-close";
 
 /// Borrows a connection needs before `AgingPolicy::Adaptive` judges its
 /// error rate (so one early error does not retire it).

@@ -23,6 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 
+/// A deadline for a wait with none (a year from now).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
 /// One pool's maintenance, as the service sees it.
 pub(crate) trait Maintain: Send {
     /// Runs one pass; returns when the next one is due.
@@ -57,6 +62,9 @@ struct Service {
     name: String,
     state: Mutex<State>,
     cv: Condvar,
+    /// Set (under `state`'s lock, with `exited_cv` notified) as the thread leaves its loop.
+    exited: AtomicBool,
+    exited_cv: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: Mutex<Option<ThreadId>>,
 }
@@ -101,7 +109,11 @@ struct Owner(Arc<Service>);
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.0.shutdown();
+        // A pool's own service was stopped by its `close()`, which may have
+        // given up on a stuck pass; dropping the handle then waits no more.
+        if !self.0.state.lock().stop {
+            self.0.shutdown_until(None);
+        }
     }
 }
 
@@ -126,6 +138,8 @@ impl MaintenanceService {
             name: name.to_string(),
             state: Mutex::default(),
             cv: Condvar::new(),
+            exited: AtomicBool::new(false),
+            exited_cv: Condvar::new(),
             thread: Mutex::default(),
             thread_id: Mutex::default(),
         });
@@ -173,15 +187,28 @@ impl MaintenanceService {
         self.service.cv.notify_one();
     }
 
-    /// Removes `task`, waiting for a pass in progress to finish.
-    pub(crate) fn unregister(&self, task: &Arc<Task>) {
-        drop(task.job.lock().take());
+    /// Removes `task`, waiting until `deadline` for a pass in progress to
+    /// finish. `false` if it was still running then: the service drops the
+    /// job once that pass returns.
+    pub(crate) fn unregister_until(&self, task: &Arc<Task>, deadline: Instant) -> bool {
         self.service.state.lock().tasks.retain(|t| !Arc::ptr_eq(t, task));
+        match task.job.try_lock_until(deadline) {
+            Some(mut job) => {
+                drop(job.take());
+                true
+            }
+            None => {
+                task.cancel();
+                false
+            }
+        }
     }
 
-    /// Stops the thread and joins it (unless called from it).
-    pub(crate) fn shutdown(&self) {
-        self.service.shutdown();
+    /// Stops the thread and joins it (unless called from it), waiting
+    /// until `deadline` for a pass in progress. `false` if the thread was
+    /// still running then: it exits once that pass returns.
+    pub(crate) fn shutdown_until(&self, deadline: Instant) -> bool {
+        self.service.shutdown_until(Some(deadline))
     }
 }
 
@@ -190,22 +217,54 @@ impl Service {
         *self.thread_id.lock() == Some(thread::current().id())
     }
 
-    /// Stops the thread and joins it; from the thread itself, only stops it
-    /// (it exits once the pass in progress returns).
-    fn shutdown(&self) {
-        self.state.lock().stop = true;
+    /// Stops the thread and joins it, once it has left its loop by
+    /// `deadline` (if any); from the thread itself, only stops it (it exits
+    /// once the pass in progress returns). `false` if it was still running.
+    fn shutdown_until(&self, deadline: Option<Instant>) -> bool {
+        let mut state = self.state.lock();
+        state.stop = true;
         self.cv.notify_one();
         if self.is_current_thread() {
-            return;
+            return true;
         }
+        // Relaxed: written under the lock we hold.
+        while !self.exited.load(Ordering::Relaxed) && self.thread.lock().is_some() {
+            match deadline {
+                Some(deadline) => {
+                    if self.exited_cv.wait_until(&mut state, deadline) && !self.exited.load(Ordering::Relaxed) {
+                        log::warn!(
+                            "maintenance service {:?}: its thread is still in a pass; it exits once the pass returns",
+                            self.name
+                        );
+                        return false;
+                    }
+                }
+                None => {
+                    self.exited_cv.wait_until(&mut state, far_future());
+                }
+            }
+        }
+        drop(state);
         if let Some(handle) = self.thread.lock().take() {
             if handle.join().is_err() {
                 log::error!("maintenance service {:?}: its thread panicked", self.name);
             }
         }
+        true
     }
 
     fn run(&self) {
+        /// Tells `shutdown_until` the thread has left its loop, however it left.
+        struct Exit<'a>(&'a Service);
+        impl Drop for Exit<'_> {
+            fn drop(&mut self) {
+                let _state = self.0.state.lock();
+                // Relaxed: read under the same lock.
+                self.0.exited.store(true, Ordering::Relaxed);
+                self.0.exited_cv.notify_one();
+            }
+        }
+        let _exit = Exit(self);
         let mut state = self.state.lock();
         loop {
             if state.stop {

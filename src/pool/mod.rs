@@ -11,6 +11,7 @@
 //! acquire's timeout) and `inner` (acquire and release).
 
 mod aging;
+mod background;
 mod bounded_create;
 mod config;
 mod connection_pool;

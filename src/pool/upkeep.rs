@@ -56,18 +56,23 @@ impl Registration {
         self.service.wake(&self.task);
     }
 
-    /// Unregisters (waiting for a pass in progress) and stops a dedicated thread.
-    pub(crate) fn stop(self) {
+    /// Unregisters and stops a dedicated thread, waiting until `deadline`
+    /// at most for a pass in progress. `false` if the pass was still
+    /// running then (it drops the job, and a dedicated thread exits, once
+    /// it returns).
+    pub(crate) fn stop_until(self, deadline: Instant) -> bool {
+        let mut stopped = true;
         if self.service.is_current_thread() {
             // Closed from inside our own pass (say by an event listener):
             // the service drops the job when the pass returns.
             self.task.cancel();
         } else {
-            self.service.unregister(&self.task);
+            stopped = self.service.unregister_until(&self.task, deadline);
         }
         if self.dedicated {
-            self.service.shutdown();
+            stopped &= self.service.shutdown_until(deadline);
         }
+        stopped
     }
 }
 

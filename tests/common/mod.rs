@@ -87,6 +87,8 @@ pub struct TrackingFactory {
     /// Where creates and validations block on demand.
     create_hold: Hold,
     validate_hold: Hold,
+    close_hold: Hold,
+    close_delay_micros: AtomicU64,
     /// When each `create` was called.
     attempt_times: Mutex<Vec<Instant>>,
 }
@@ -112,6 +114,8 @@ impl Default for TrackingFactory {
             validation_queries: Mutex::new(Vec::new()),
             create_hold: Hold::default(),
             validate_hold: Hold::default(),
+            close_hold: Hold::default(),
+            close_delay_micros: AtomicU64::new(0),
             attempt_times: Mutex::new(Vec::new()),
         }
     }
@@ -211,6 +215,22 @@ impl TrackingFactory {
     /// Validations blocked at the hold right now.
     pub fn validations_held(&self) -> usize {
         self.validate_hold.waiting()
+    }
+    /// Like [`hold_creates_after`](Self::hold_creates_after), for `close`.
+    pub fn hold_closes_after(&self, n: usize) {
+        self.close_hold.hold_after(n);
+    }
+    /// Lets held closes (and every later one) run.
+    pub fn release_closes(&self) {
+        self.close_hold.release();
+    }
+    /// Closes blocked at the hold right now.
+    pub fn closes_held(&self) -> usize {
+        self.close_hold.waiting()
+    }
+    /// Makes every `close` sleep this long first.
+    pub fn set_close_delay(&self, delay: Duration) {
+        self.close_delay_micros.store(delay.as_micros() as u64, SeqCst);
     }
     /// When each `create` was called, in call order.
     pub fn create_attempt_times(&self) -> Vec<Instant> {
@@ -370,6 +390,11 @@ impl ConnectionFactory<TestConn> for TrackingFactory {
 
     fn close(&self, conn: TestConn) -> Result<()> {
         self.check_owned_by_pool(&conn, "close");
+        self.close_hold.pass();
+        let delay = self.close_delay_micros.load(SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
         conn.closed.store(true, SeqCst);
         self.closed_serials.lock().unwrap().push(conn.serial);
         self.closed.fetch_add(1, SeqCst);
