@@ -1,7 +1,10 @@
-//! A `MaintenanceService` shared by many pools runs all their maintenance
-//! on its one thread (`rdb-<service name>`): 20 pools add one
-//! thread to the process, not 20, each pool still gets its refill and idle
-//! eviction, and each pool unregisters when it closes or is dropped.
+//! A `MaintenanceService` shared by many pools runs all their passes on
+//! its one thread (`rdb-<service name>`): 20 pools add one thread to the
+//! process, not 20, each pool still gets its refill and idle eviction, and
+//! each pool unregisters when it closes or is dropped. A pass's factory
+//! calls (the refill here) run on a short-lived thread named after its
+//! pool, so that one pool's slow factory holds up no other pool's pass;
+//! once they are done, the one service thread is all that is left.
 //!
 //! One test in this file, so that no other test's pool adds maintenance
 //! threads while it counts them.
@@ -12,17 +15,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ThreadWatch, TrackingFactory};
-use rusty_db::pool::{ConnectionPool, MaintenanceService, PoolEventListener};
+use rusty_db::pool::{ConnectionPool, LeakInfo, MaintenanceService, PoolEventListener};
 
 const POOLS: usize = 20;
 
-/// Records the thread every connection is created on.
+/// Records the thread every connection is created on, and every leak
+/// reported on.
 #[derive(Default)]
-struct Creators(Mutex<Vec<ThreadWatch>>);
+struct Threads {
+    creators: Mutex<Vec<ThreadWatch>>,
+    reporters: Mutex<Vec<ThreadWatch>>,
+}
 
-impl PoolEventListener for Creators {
+impl PoolEventListener for Threads {
     fn on_create(&self, _connection_id: u64) {
-        self.0.lock().unwrap().push(ThreadWatch::current());
+        self.creators.lock().unwrap().push(ThreadWatch::current());
+    }
+    fn on_leak(&self, _leak: &LeakInfo) {
+        self.reporters.lock().unwrap().push(ThreadWatch::current());
     }
 }
 
@@ -35,7 +45,7 @@ fn maintenance_threads() -> usize {
 fn twenty_pools_share_one_thread_and_unregister_as_they_close() {
     let threads_before = maintenance_threads();
     let service = MaintenanceService::new("tenants");
-    let creators = Arc::new(Creators::default());
+    let threads = Arc::new(Threads::default());
     let factory = TrackingFactory::new();
     let mut pools: Vec<_> = (0..POOLS)
         .map(|i| {
@@ -44,8 +54,9 @@ fn twenty_pools_share_one_thread_and_unregister_as_they_close() {
                 .min_size(1)
                 .max_size(2)
                 .idle_timeout(Duration::from_millis(30))
+                .leak_detection_threshold(Duration::from_millis(10))
                 .maintenance_service(service.clone())
-                .event_listener(creators.clone())
+                .event_listener(threads.clone())
                 .build()
                 .unwrap();
             ConnectionPool::new(config, factory.clone()).unwrap()
@@ -53,16 +64,31 @@ fn twenty_pools_share_one_thread_and_unregister_as_they_close() {
         .collect();
     assert_eq!(service.pools(), POOLS);
 
-    // Every pool is refilled to min_size, all on the service's thread.
+    // Every pool is refilled to min_size, each on a thread named after it.
     assert!(common::eventually(|| pools.iter().all(|p| p.idle() == 1)), "every pool refilled");
-    let created = creators.0.lock().unwrap().clone();
-    assert_eq!(created.len(), POOLS);
-    for watch in &created {
+    let mut names: Vec<String> =
+        threads.creators.lock().unwrap().iter().map(|w| w.name.clone().unwrap_or_default()).collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..POOLS).map(|i| format!("rdb-tenant-{i}")).collect();
+    expected.sort();
+    assert_eq!(names, expected, "one refill per pool, on a thread named after it");
+
+    // Every pool's passes run on the service's one thread: a leak in each is
+    // reported there.
+    let guards: Vec<_> = pools.iter().map(|p| p.acquire().unwrap()).collect();
+    assert!(common::eventually(|| threads.reporters.lock().unwrap().len() == POOLS), "a leak in every pool");
+    drop(guards);
+    let reporters = threads.reporters.lock().unwrap().clone();
+    for watch in &reporters {
         assert_eq!(watch.name.as_deref(), Some("rdb-tenants"));
-        assert_eq!(watch.tid, created[0].tid, "one thread for all");
+        assert_eq!(watch.tid, reporters[0].tid, "one thread for all");
     }
     if cfg!(target_os = "linux") {
-        assert_eq!(maintenance_threads(), threads_before + 1, "one thread for {POOLS} pools");
+        assert!(
+            common::eventually(|| maintenance_threads() == threads_before + 1),
+            "one thread for {POOLS} pools once their refills are done: {}",
+            maintenance_threads() - threads_before
+        );
     }
 
     // Idle eviction works in every pool: a second connection each, returned,
@@ -83,7 +109,7 @@ fn twenty_pools_share_one_thread_and_unregister_as_they_close() {
     assert_eq!(service.pools(), 0);
     assert_eq!(factory.created(), factory.closed(), "every connection closed");
 
-    let thread = created[0].clone();
+    let thread = reporters[0].clone();
     assert!(!thread.has_exited(), "the service outlives its pools while held");
     drop(service);
     assert!(thread.has_exited(), "dropping the last handle joins the thread");

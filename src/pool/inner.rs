@@ -89,6 +89,9 @@ pub(crate) struct Inner<C: Send + 'static> {
     /// Work running on threads of its own: creations for acquires, the
     /// maintenance pass's factory calls, closers (see `background`).
     pub(super) jobs: Arc<Jobs>,
+    /// Whether a maintenance pass's factory calls are still running on a
+    /// job (see `upkeep`); the next pass decides nothing new until then.
+    pub(super) upkeep_running: AtomicBool,
     /// The maintenance registration, until `close()`.
     pub(super) maintenance: Mutex<Option<Registration>>,
     /// Counters and times behind `ConnectionPool::statistics`.
@@ -126,6 +129,7 @@ impl<C: Send + 'static> Inner<C> {
             track_borrows: AtomicBool::new(false),
             maintenance: Mutex::default(),
             jobs: Arc::default(),
+            upkeep_running: AtomicBool::new(false),
             stats: PoolStats::new(&config),
             config,
         };

@@ -11,10 +11,12 @@
 //! when the pool closes; a shared one when the last clone of the service
 //! (the caller's, and those its pools keep) is dropped.
 //!
-//! A pass holds its pool's task lock; `close()` takes that lock to
-//! unregister, so it waits for at most the pass in progress, which checks
-//! for close between factory calls (so: at most one factory call). No lock
-//! that `acquire` needs is held during a factory call.
+//! A pass makes no factory call itself (it hands them to a short-lived
+//! thread of its pool, see `upkeep`), so one pool's slow factory holds up
+//! no other pool's pass; while such calls run, a pool has that one thread
+//! more. A pass holds its pool's task lock; `close()` takes that lock to
+//! unregister, so it waits for the pass in progress, up to its shutdown
+//! timeout (a pass runs user code only in the listener's `on_leak`).
 
 use std::fmt;
 use std::sync::Arc;

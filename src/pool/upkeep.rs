@@ -1,25 +1,32 @@
 //! The maintenance pass of one pool, run by its [`MaintenanceService`].
 //!
-//! Each pass: ticks the coarse clock; retires idle connections past their
-//! lifetime, usage or error limits, or idle past `idle_timeout` (never below
-//! `min_size`); validates idle connections due for keep-alive; refills to
-//! `min_size`; with adaptive sizing, creates ahead to keep a spare idle
-//! connection per four borrowed and shrinks a surplus beyond that spare
-//! that has idled for several passes; and
-//! reports leaks. Connections are inspected by popping a shard's idle
-//! stack and pushing the survivors back at once; factory calls happen only
-//! after that, on connections the pass owns, never on a borrowed one.
+//! Each pass: ticks the coarse clock; reports leaks; retires idle
+//! connections past their lifetime, usage or error limits, or idle past
+//! `idle_timeout` (never below `min_size`); validates idle connections due
+//! for keep-alive; refills to `min_size`; with adaptive sizing, creates
+//! ahead to keep a spare idle connection per four borrowed and shrinks a
+//! surplus beyond that spare that has idled for several passes.
+//! Connections are inspected by popping a shard's idle stack and pushing
+//! the survivors back at once, never a borrowed one.
+//!
+//! The pass itself never calls the factory: the closes, keep-alive
+//! validations and creates it decides on run as one job on a thread of
+//! their own (named `rdb-<pool name>`, like a pool's own maintenance
+//! thread), so a factory that hangs delays neither the leak scan nor the
+//! passes of other pools sharing the service. While that job runs, later
+//! passes still scan for leaks but decide nothing new.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::background::Starter;
 use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, end_reference};
 use super::maintenance::{Maintain, MaintenanceService, Task};
 use super::slot::{self, Slot, duration_nanos};
-use crate::sync::{Ordering, fence};
+use crate::sync::{AtomicBool, Ordering, fence};
 
 /// Passes a surplus must persist before adaptive sizing shrinks it.
 const SHRINK_AFTER_PASSES: u32 = 4;
@@ -147,32 +154,115 @@ impl<C: Send + 'static> Maintain for PoolJob<C> {
     }
 }
 
+/// The factory calls a pass decided on, carried out by a job of their own
+/// (see `Inner::carry_out`) so that a factory that hangs delays neither the
+/// leak scan nor the next pass.
+#[derive(Debug, Default)]
+struct Upkeep {
+    /// Idle connections the pass took out of the stacks, to close.
+    retire: Vec<(u32, CloseReason)>,
+    /// Idle connections the pass took out of the stacks, to validate.
+    check: Vec<u32>,
+    /// Connections to create ahead of demand (adaptive sizing).
+    grow: usize,
+    /// Whether to create up to `min_size`.
+    refill: bool,
+}
+
+impl Upkeep {
+    fn is_empty(&self) -> bool {
+        self.retire.is_empty() && self.check.is_empty() && self.grow == 0 && !self.refill
+    }
+}
+
+/// Clears `Inner::upkeep_running` when the upkeep job ends, however it ends.
+struct UpkeepDone<'a>(&'a AtomicBool);
+
+impl Drop for UpkeepDone<'_> {
+    fn drop(&mut self) {
+        // Release: the next pass's Acquire load sees the job's pushes and closes.
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 impl<C: Send + 'static> Inner<C> {
     fn maintain(&self, now: Instant, job: &mut PoolJob<C>) {
         self.tick(now.saturating_duration_since(self.epoch));
         if self.is_closed() {
             return;
         }
+        // First, and on a fresh clock: no factory call of ours delays it.
+        self.scan_leaks(Instant::now());
+        // Acquire: pairs with `UpkeepDone`'s Release.
+        if self.upkeep_running.load(Ordering::Acquire) {
+            // The last pass's factory calls are still running; this pass
+            // decides nothing new until they return.
+            return;
+        }
         let now_nanos = self.now_nanos();
         self.refresh_adaptive_scale();
-        self.retire_idle(now_nanos, &mut job.sightings);
+        let mut work = Upkeep::default();
+        self.retire_idle(now_nanos, &mut job.sightings, &mut work);
         if self.config.adaptive_sizing {
-            self.adapt(job);
+            self.adapt(job, &mut work);
         }
-        self.refill();
-        self.scan_leaks(now);
+        work.refill = self.live() < self.config.min_size;
+        if !work.is_empty() {
+            self.start_upkeep(work);
+        }
     }
 
-    /// Retires expired idle connections and keeps the others alive.
-    fn retire_idle(&self, now: u64, sightings: &mut [Sighting]) {
+    /// Hands `work` to a job of its own, or takes its connections back if
+    /// the pool closed meanwhile (and closes them, seeing it closed).
+    fn start_upkeep(&self, work: Upkeep) {
+        let owned: Vec<u32> = work.retire.iter().map(|&(i, _)| i).chain(work.check.iter().copied()).collect();
+        self.upkeep_running.store(true, Ordering::Relaxed);
+        let name = format!("rdb-{}", self.config.name);
+        if !self.spawn_job(&name, Starter::Open, move |pool| pool.carry_out(work)) {
+            self.upkeep_running.store(false, Ordering::Relaxed);
+            for index in owned {
+                self.idle[0].push(&*self.slots, index);
+            }
+            self.after_push();
+        }
+    }
+
+    /// A pass's factory calls, on a job's thread: closes the connections it
+    /// retired, validates those due for keep-alive, then creates. Once the
+    /// pool closes it closes what it still holds and creates nothing.
+    fn carry_out(&self, work: Upkeep) {
+        let _done = UpkeepDone(&self.upkeep_running);
+        for (index, reason) in work.retire {
+            self.close_owned(index, if self.is_closed() { CloseReason::Shutdown } else { reason });
+        }
+        for index in work.check {
+            if self.is_closed() {
+                self.close_owned(index, CloseReason::Shutdown);
+            } else {
+                self.keep_alive(index);
+            }
+        }
+        for _ in 0..work.grow {
+            if self.is_closed() || !self.create_idle() {
+                break;
+            }
+        }
+        if work.refill {
+            self.refill();
+        }
+    }
+
+    /// Takes out of the stacks the idle connections due for retirement
+    /// (past their lifetime, usage or error limits, or idle past
+    /// `idle_timeout` above `min_size`) or keep-alive, into `work`, and
+    /// puts the others back.
+    fn retire_idle(&self, now: u64, sightings: &mut [Sighting], work: &mut Upkeep) {
         let idle_limit = self.config.idle_timeout.map(duration_nanos);
         let keepalive = self.config.validator.as_ref().and_then(|v| v.keepalive_interval()).map(duration_nanos);
         let mut live = self.live();
         if !self.anything_due(now, sightings, idle_limit, keepalive, live) {
             return;
         }
-        let mut retire = Vec::new();
-        let mut check = Vec::new();
         for stack in self.idle.iter() {
             let mut popped = Vec::new();
             while let Some(index) = stack.pop(&*self.slots) {
@@ -187,13 +277,13 @@ impl<C: Send + 'static> Inner<C> {
                 // Keep-alive goes by the stamp: an early check costs nothing.
                 let unchecked_for = now.saturating_sub(slot.last_used_nanos());
                 if self.is_expired(slot, now) {
-                    retire.push((index, CloseReason::Lifetime));
+                    work.retire.push((index, CloseReason::Lifetime));
                     live -= 1;
                 } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size {
-                    retire.push((index, CloseReason::Idle));
+                    work.retire.push((index, CloseReason::Idle));
                     live -= 1;
                 } else if keepalive.is_some_and(|k| unchecked_for >= k) {
-                    check.push(index);
+                    work.check.push(index);
                 } else {
                     keep.push(index);
                 }
@@ -204,25 +294,6 @@ impl<C: Send + 'static> Inner<C> {
             }
             self.after_push();
         }
-        // Between factory calls, stop early if the pool closes: what is left
-        // goes back to the stacks for `close()` to drain, so closing waits
-        // for at most the one factory call in progress.
-        let mut owned = retire.into_iter().chain(check.into_iter().map(|i| (i, CloseReason::Validation)));
-        for (index, reason) in owned.by_ref() {
-            if self.is_closed() {
-                self.idle[0].push(&*self.slots, index);
-                break;
-            }
-            if reason == CloseReason::Validation {
-                self.keep_alive(index, now);
-            } else {
-                self.close_owned(index, reason);
-            }
-        }
-        for (index, _) in owned {
-            self.idle[0].push(&*self.slots, index);
-        }
-        self.after_push();
     }
 
     /// Whether any idle connection is due for retirement or keep-alive,
@@ -253,12 +324,16 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// Validates one idle connection the pass owns; puts it back or closes it.
-    fn keep_alive(&self, index: u32, now: u64) {
+    fn keep_alive(&self, index: u32) {
         let slot = &self.slots[index as usize];
         // SAFETY: popped from an idle stack by this pass, so owned by it.
         let Some(conn) = (unsafe { slot.take() }) else { return };
         if self.is_valid_in(&conn, None) {
-            slot.touch(now);
+            // Stamped when the check ended, not when the pass began: a check
+            // slower than the interval would otherwise come due again at once.
+            let now = self.epoch.elapsed();
+            self.tick(now);
+            slot.touch(duration_nanos(now));
             self.give_back(index, conn);
         } else {
             self.discard(index, conn, CloseReason::Validation);
@@ -320,18 +395,15 @@ impl<C: Send + 'static> Inner<C> {
     /// smallest surplus seen over [`SHRINK_AFTER_PASSES`] passes in a row
     /// is closed. An unused pool (nothing borrowed) keeps no spare, and
     /// steady load keeps the same one, so neither churns.
-    fn adapt(&self, job: &mut PoolJob<C>) {
+    fn adapt(&self, job: &mut PoolJob<C>, work: &mut Upkeep) {
         let census = self.census();
-        let (idle, live) = (census.idle, census.live);
+        // Those this pass retires still read as idle and live.
+        let retiring = work.retire.len();
+        let (idle, live) = (census.idle.saturating_sub(retiring), census.live.saturating_sub(retiring));
         let spare = census.active.div_ceil(4) + self.waiting();
         if idle < spare && live < self.config.max_size {
-            let grow = (spare - idle).min(self.config.max_size - live);
-            log::debug!("pool {:?}: adaptive sizing creates {grow} ahead of demand", self.config.name);
-            for _ in 0..grow {
-                if !self.create_idle() {
-                    break;
-                }
-            }
+            work.grow = (spare - idle).min(self.config.max_size - live);
+            log::debug!("pool {:?}: adaptive sizing creates {} ahead of demand", self.config.name, work.grow);
         }
         let surplus = idle.saturating_sub(spare).min(live.saturating_sub(self.config.min_size));
         if surplus == 0 {
@@ -343,14 +415,15 @@ impl<C: Send + 'static> Inner<C> {
         job.min_surplus = job.min_surplus.min(surplus);
         if job.surplus_passes >= SHRINK_AFTER_PASSES {
             log::debug!("pool {:?}: adaptive sizing closes {} surplus idle", self.config.name, job.min_surplus);
-            self.shrink(job.min_surplus);
+            self.shrink(job.min_surplus, work);
             job.surplus_passes = 0;
             job.min_surplus = usize::MAX;
         }
     }
 
-    /// Closes up to `count` idle connections, least recently used first.
-    fn shrink(&self, count: usize) {
+    /// Takes up to `count` idle connections out of the stacks, least
+    /// recently used first, for `work` to close.
+    fn shrink(&self, count: usize, work: &mut Upkeep) {
         let mut popped = Vec::new();
         for stack in self.idle.iter() {
             while let Some(index) = stack.pop(&*self.slots) {
@@ -364,9 +437,7 @@ impl<C: Send + 'static> Inner<C> {
             home.push(&*self.slots, index);
         }
         self.after_push();
-        for index in popped {
-            self.close_owned(index, CloseReason::Idle);
-        }
+        work.retire.extend(popped.into_iter().map(|index| (index, CloseReason::Idle)));
     }
 
     /// Reports connections borrowed for longer than the leak threshold, once each.

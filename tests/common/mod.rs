@@ -91,6 +91,8 @@ pub struct TrackingFactory {
     close_delay_micros: AtomicU64,
     /// When each `create` was called.
     attempt_times: Mutex<Vec<Instant>>,
+    /// When each `validate` (or `validate_query`) was called.
+    validation_times: Mutex<Vec<Instant>>,
 }
 
 impl Default for TrackingFactory {
@@ -117,6 +119,7 @@ impl Default for TrackingFactory {
             close_hold: Hold::default(),
             close_delay_micros: AtomicU64::new(0),
             attempt_times: Mutex::new(Vec::new()),
+            validation_times: Mutex::new(Vec::new()),
         }
     }
 }
@@ -231,6 +234,10 @@ impl TrackingFactory {
     /// Makes every `close` sleep this long first.
     pub fn set_close_delay(&self, delay: Duration) {
         self.close_delay_micros.store(delay.as_micros() as u64, SeqCst);
+    }
+    /// When each `validate` (or `validate_query`) was called, in call order.
+    pub fn validation_times(&self) -> Vec<Instant> {
+        self.validation_times.lock().unwrap().clone()
     }
     /// When each `create` was called, in call order.
     pub fn create_attempt_times(&self) -> Vec<Instant> {
@@ -355,6 +362,7 @@ impl ConnectionFactory<TestConn> for TrackingFactory {
 
     fn validate(&self, conn: &TestConn) -> Result<bool> {
         self.validated.fetch_add(1, SeqCst);
+        self.validation_times.lock().unwrap().push(Instant::now());
         self.check_owned_by_pool(conn, "validate");
         self.validate_hold.pass();
         let delay = self.validate_delay_micros.load(SeqCst);
