@@ -70,9 +70,13 @@ pub struct PoolConfig {
     pub max_size: usize,
     /// Connections created by `ConnectionPool::new`. Default 10.
     pub initial_size: usize,
-    /// How long `acquire` waits before failing, including for a factory
-    /// stuck in `create` (which then finishes for the pool, not the caller).
-    /// Default 30 s.
+    /// How long `acquire` waits for a connection before failing: for one
+    /// to come back, and for a factory's `create` (which, if stuck, then
+    /// finishes for the pool, not the caller). Validation on acquire is not
+    /// cut short: it runs on the caller's thread, so a slow validation that
+    /// passes returns late; but once connections have failed validation for
+    /// `acquire_timeout`, the acquire tries no further one and fails with
+    /// [`PoolError::ValidationFailed`]. Default 30 s.
     pub acquire_timeout: Duration,
     /// Maximum age of a connection. Default `None` (no limit).
     pub max_lifetime: Option<Duration>,
@@ -297,7 +301,9 @@ impl PoolConfigBuilder {
         self
     }
 
-    /// How long `acquire` waits. Default 30 s; greater than zero.
+    /// How long `acquire` waits for a connection (see
+    /// [`PoolConfig::acquire_timeout`] for what it covers). Default 30 s;
+    /// greater than zero.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.config.acquire_timeout = timeout;
         self

@@ -140,11 +140,15 @@ impl<C: Send + 'static> ConnectionPool<C> {
         unsafe { self.handle.inner.as_ref() }
     }
 
-    /// Takes a connection, waiting up to the configured `acquire_timeout`.
+    /// Takes a connection, waiting up to the configured `acquire_timeout`
+    /// for one to come back or be created (a validation on acquire runs to
+    /// completion; see [`PoolConfig::acquire_timeout`]).
     ///
     /// Errors: [`ConnectionTimeout`](super::PoolError::ConnectionTimeout),
     /// [`Factory`](super::PoolError::Factory) if creating a connection kept
     /// failing until the deadline,
+    /// [`ValidationFailed`](super::PoolError::ValidationFailed) if
+    /// connections kept failing validation until it,
     /// [`WaitQueueFull`](super::PoolError::WaitQueueFull),
     /// [`PoolClosed`](super::PoolError::PoolClosed).
     #[inline]

@@ -42,7 +42,8 @@ pub enum PoolError {
     },
 
     /// A connection failed validation and the operation could not go on
-    /// with another one.
+    /// with another one: on acquire, connections kept failing validation
+    /// until `acquire_timeout` ran out.
     #[error("connection validation failed: {0}")]
     ValidationFailed(String),
 

@@ -170,6 +170,8 @@ impl<C: Send + 'static> Inner<C> {
         let home = home_shard(self.shards());
         // A sample of fast-path acquires is timed, for the statistics.
         let sample = self.stats.sample_start();
+        // When a connection first failed validation (see `validation_ran_out`).
+        let mut failed_at = None;
         // The fast path, inlined into the caller: an idle connection on this
         // thread's shard while nobody waits.
         if !self.is_closed() && (!self.fair || self.waiters.is_empty()) {
@@ -179,15 +181,16 @@ impl<C: Send + 'static> Inner<C> {
                         self.stats.record_immediate_acquire(home, sample);
                         return Ok(lease);
                     }
-                    None => self.free_slot(index),
+                    None => failed_at = Some(self.rejected(index)),
                 }
             }
         }
-        self.acquire_slow(home, sample, timeout, priority, wait)
+        self.acquire_slow(home, sample, timeout, priority, wait, failed_at)
     }
 
     /// Everything else `acquire` does: steal, create, wait; and the fast
-    /// path again, since it loops.
+    /// path again, since it loops. `failed_at`: when the fast path's
+    /// connection failed validation, if it did.
     #[inline(never)]
     fn acquire_slow(
         &self,
@@ -196,9 +199,10 @@ impl<C: Send + 'static> Inner<C> {
         timeout: Duration,
         priority: i32,
         wait: bool,
+        failed_at: Option<Instant>,
     ) -> Result<Lease<C>> {
         // Read the clock only once the fast path has failed.
-        let mut start: Option<Instant> = None;
+        let mut start: Option<Instant> = failed_at;
         // Our place in the wait queue, kept across re-registrations.
         let mut ticket: Option<u64> = None;
         let priority = if self.config.queue_mode == QueueMode::Priority { priority } else { 0 };
@@ -215,7 +219,11 @@ impl<C: Send + 'static> Inner<C> {
                             return Ok(lease);
                         }
                         None => {
-                            self.free_slot(index);
+                            let now = self.rejected(index);
+                            let start = *start.get_or_insert(now);
+                            if wait && !timeout.is_zero() && now >= deadline_after(start, timeout) {
+                                return Err(self.validation_ran_out(timeout));
+                            }
                             continue;
                         }
                     }
@@ -259,9 +267,13 @@ impl<C: Send + 'static> Inner<C> {
                         self.stats.record_waited_acquire(home, start, false);
                         return Ok(lease);
                     }
+                    None if Instant::now() >= deadline => {
+                        self.rejected(index);
+                        return Err(self.validation_ran_out(timeout));
+                    }
                     None if self.gate.permit().is_ok() => Some(Grant::Vacant(index)),
                     None => {
-                        self.free_slot(index);
+                        self.rejected(index);
                         Some(Grant::Retry)
                     }
                 },
@@ -300,6 +312,30 @@ impl<C: Send + 'static> Inner<C> {
             Some(error) => PoolError::Factory(error),
             None => PoolError::ConnectionTimeout(timeout),
         }
+    }
+
+    /// Frees the slot of a connection that failed validation on its way
+    /// out (`check_out` closed it); returns the time, which starts the
+    /// acquire's clock if nothing had yet.
+    #[cold]
+    #[inline(never)]
+    fn rejected(&self, index: u32) -> Instant {
+        self.free_slot(index);
+        Instant::now()
+    }
+
+    /// The error of an acquire whose connections kept failing validation
+    /// until its timeout ran out. Validation runs on the caller's thread
+    /// and is never cut short, so the acquire stops only between two
+    /// connections. Tells the listener, as a timeout.
+    #[cold]
+    fn validation_ran_out(&self, timeout: Duration) -> PoolError {
+        self.notify(Hook::OnTimeout, |l| l.on_timeout(timeout));
+        PoolError::ValidationFailed(format!(
+            "connections kept failing validation until acquire_timeout ({timeout:?}) ran out; \
+             check that the database is reachable (each validation runs to completion, so it \
+             can take longer than the timeout)"
+        ))
     }
 
     /// Queues the caller (at its old place if `ticket` is set, which it

@@ -8,7 +8,9 @@
 //! (the wait queue, the only slow path), `guard_refs` (keeping the pool
 //! alive for outstanding guards without a shared counter), `create_gate`
 //! (backoff while the factory fails), `bounded_create` (creating within an
-//! acquire's timeout) and `inner` (acquire and release).
+//! acquire's timeout), `background` (threads for work that blocks in user
+//! code), `hooks` (calling user code with its panics caught) and `inner`
+//! (acquire and release).
 
 mod aging;
 mod background;

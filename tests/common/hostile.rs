@@ -283,6 +283,9 @@ pub fn drive(pool: &ConnectionPool<HostileConn>, hook: Hook) -> Vec<String> {
         PoolError::ConnectionTimeout(_) | PoolError::PoolExhausted { .. } => true,
         // Creating is what fails while `create` panics.
         PoolError::Factory(_) => hook == Hook::Create,
+        // Connections kept failing validation (panicking) until a short
+        // timeout ran out.
+        PoolError::ValidationFailed(_) => matches!(hook, Hook::Validate | Hook::ValidateQuery),
         _ => false,
     };
     let check = |r: Result<PooledConnectionGuard<HostileConn>>| match r {
