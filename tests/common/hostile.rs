@@ -226,8 +226,10 @@ pub const MAX: usize = 4;
 pub const THREADS: usize = 8;
 /// Operations per worker.
 pub const OPS: usize = 150;
+/// The pools' `shutdown_timeout`.
+pub const SHUTDOWN: Duration = Duration::from_secs(1);
 /// How long `close()` may take: its configured bound plus a generous margin.
-pub const CLOSE_BOUND: Duration = Duration::from_secs(5);
+pub const CLOSE_BOUND: Duration = Duration::from_secs(3);
 
 /// A pool whose factory and listener panic in `hook` (whichever of them
 /// has it), configured so that every hook is called: leak detection,
@@ -248,6 +250,7 @@ pub fn hostile_pool(
         .validate_on_release(true)
         .max_lifetime(Duration::from_millis(60))
         .leak_detection_threshold(Duration::from_millis(25))
+        .shutdown_timeout(SHUTDOWN)
         .event_listener(listener.clone());
     if hook == Hook::ValidateQuery {
         config = config.validator(ConnectionValidator::new(Duration::from_secs(5)).with_query("SELECT 1".into()));
