@@ -885,20 +885,21 @@ impl<C: Send + 'static> Inner<C> {
         }
         let registration = self.maintenance.lock().take();
         let maintenance_stopped = registration.is_none_or(|r| r.stop_until(deadline));
-        match (self.jobs.wait_until(deadline), maintenance_stopped) {
-            (Ok(()), true) => log::debug!("pool {:?}: closed", self.config.name),
-            (jobs, _) => log::warn!(
-                "pool {:?}: close() returns after its shutdown_timeout of {:?} with {} still in user code \
-                 (a factory or listener call); they finish in the background and close what they hold",
-                self.config.name,
-                self.config.shutdown_timeout,
-                match (jobs, maintenance_stopped) {
-                    (Err(n), true) => format!("{n} background job(s)"),
-                    (Err(n), false) => format!("the maintenance pass and {n} background job(s)"),
-                    (Ok(()), _) => "the maintenance pass".to_string(),
-                }
-            ),
-        }
+        let busy = match (self.jobs.wait_until(deadline), maintenance_stopped) {
+            (Ok(()), true) => {
+                log::debug!("pool {:?}: closed", self.config.name);
+                return;
+            }
+            (Ok(()), false) => "the maintenance pass".to_string(),
+            (Err(jobs), true) => format!("{jobs} background job(s)"),
+            (Err(jobs), false) => format!("the maintenance pass and {jobs} background job(s)"),
+        };
+        log::warn!(
+            "pool {:?}: close() returns after its shutdown_timeout of {:?} with {busy} still in user code \
+             (a factory or listener call); they finish in the background and close what they hold",
+            self.config.name,
+            self.config.shutdown_timeout,
+        );
     }
 
     /// How many slots are in `state` right now (a snapshot).
@@ -983,7 +984,7 @@ pub(crate) unsafe fn end_reference<C: Send + 'static>(pool: NonNull<Inner<C>>, s
 
 /// Most threads `close()` closes idle connections on, so that closing a
 /// pool of slow-to-close connections takes a fraction of their sum.
-pub(crate) const CLOSERS: usize = 4;
+const CLOSERS: usize = 4;
 
 /// The thread name of `close()`'s closers (15 bytes at most).
 const CLOSER_THREAD_NAME: &str = "rusty-db-close";
@@ -999,7 +1000,7 @@ fn deadline_after(start: Instant, timeout: Duration) -> Instant {
 }
 
 /// A deadline no caller will live to see (a century from `now`).
-fn far_future(now: Instant) -> Instant {
+pub(crate) fn far_future(now: Instant) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     now.checked_add(CENTURY).unwrap_or(now)
 }

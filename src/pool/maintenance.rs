@@ -23,12 +23,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use super::inner::far_future;
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
-
-/// A deadline for a wait with none (a year from now).
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(365 * 24 * 3600)
-}
 
 /// One pool's maintenance, as the service sees it.
 pub(crate) trait Maintain: Send {
@@ -242,7 +238,7 @@ impl Service {
                     }
                 }
                 None => {
-                    self.exited_cv.wait_until(&mut state, far_future());
+                    self.exited_cv.wait_until(&mut state, far_future(Instant::now()));
                 }
             }
         }

@@ -206,7 +206,9 @@ impl<C: Send + 'static> Inner<C> {
         if self.config.adaptive_sizing {
             self.adapt(job, &mut work);
         }
-        work.refill = self.live() < self.config.min_size;
+        // Not while creation backs off: the job would find the gate shut.
+        let may_create = self.gate.retry_at().is_none_or(|at| at <= Instant::now());
+        work.refill = may_create && self.live() < self.config.min_size;
         if !work.is_empty() {
             self.start_upkeep(work);
         }
