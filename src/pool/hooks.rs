@@ -131,6 +131,19 @@ impl<C: Send + 'static> Inner<C> {
         self.caught(hook, f).ok()
     }
 
+    /// Runs the user's check `f` for `hook`: its verdict, or `false` if it
+    /// panicked (counted and logged). The hot paths' form of `guarded`.
+    #[inline(always)]
+    pub(crate) fn passes(&self, hook: Hook, f: impl FnOnce() -> bool) -> bool {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(verdict) => verdict,
+            Err(payload) => {
+                self.hook_panicked(hook, &*payload);
+                false
+            }
+        }
+    }
+
     /// Like [`guarded`](Self::guarded), with the panic's message.
     #[inline(always)]
     pub(crate) fn caught<R>(&self, hook: Hook, f: impl FnOnce() -> R) -> Result<R, String> {

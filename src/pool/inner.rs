@@ -170,8 +170,8 @@ impl<C: Send + 'static> Inner<C> {
         let home = home_shard(self.shards());
         // A sample of fast-path acquires is timed, for the statistics.
         let sample = self.stats.sample_start();
-        // When a connection first failed validation (see `validation_ran_out`).
-        let mut failed_at = None;
+        // Whether a connection failed validation (see `validation_ran_out`).
+        let mut rejected = false;
         // The fast path, inlined into the caller: an idle connection on this
         // thread's shard while nobody waits.
         if !self.is_closed() && (!self.fair || self.waiters.is_empty()) {
@@ -181,16 +181,19 @@ impl<C: Send + 'static> Inner<C> {
                         self.stats.record_immediate_acquire(home, sample);
                         return Ok(lease);
                     }
-                    None => failed_at = Some(self.rejected(index)),
+                    None => {
+                        self.free_slot(index);
+                        rejected = true;
+                    }
                 }
             }
         }
-        self.acquire_slow(home, sample, timeout, priority, wait, failed_at)
+        self.acquire_slow(home, sample, timeout, priority, wait, rejected)
     }
 
     /// Everything else `acquire` does: steal, create, wait; and the fast
-    /// path again, since it loops. `failed_at`: when the fast path's
-    /// connection failed validation, if it did.
+    /// path again, since it loops. `rejected`: whether the fast path's
+    /// connection failed validation (which starts the clock).
     #[inline(never)]
     fn acquire_slow(
         &self,
@@ -199,10 +202,10 @@ impl<C: Send + 'static> Inner<C> {
         timeout: Duration,
         priority: i32,
         wait: bool,
-        failed_at: Option<Instant>,
+        rejected: bool,
     ) -> Result<Lease<C>> {
         // Read the clock only once the fast path has failed.
-        let mut start: Option<Instant> = failed_at;
+        let mut start: Option<Instant> = rejected.then(Instant::now);
         // Our place in the wait queue, kept across re-registrations.
         let mut ticket: Option<u64> = None;
         let priority = if self.config.queue_mode == QueueMode::Priority { priority } else { 0 };
@@ -708,7 +711,7 @@ impl<C: Send + 'static> Inner<C> {
     #[inline]
     fn recycle(&self, conn: &mut C) -> std::result::Result<(), CloseReason> {
         // A bool out of the closure, for the reason given in `is_valid_in`.
-        if self.guarded(Hook::Reset, || self.factory.reset(conn).is_ok()) != Some(true) {
+        if !self.passes(Hook::Reset, || self.factory.reset(conn).is_ok()) {
             return Err(CloseReason::Broken);
         }
         if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid_in(conn, None) {
@@ -729,7 +732,7 @@ impl<C: Send + 'static> Inner<C> {
             // `Result` out through `catch_unwind` re-read, as wide loads,
             // bytes the callee had just written piecewise (a stall the
             // store buffer cannot forward, about 5 ns per call).
-            None => self.guarded(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))) == Some(true),
+            None => self.passes(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
         };
         if !valid {
             if let Some(slot) = slot {
@@ -749,14 +752,11 @@ impl<C: Send + 'static> Inner<C> {
             self.tick(self.epoch.elapsed());
             Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos()))
         });
-        validator.check_with(since_use, |query| {
-            let verdict = match query {
-                Some(query) => {
-                    self.guarded(Hook::ValidateQuery, || matches!(self.factory.validate_query(conn, query), Ok(true)))
-                }
-                None => self.guarded(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
-            };
-            verdict == Some(true)
+        validator.check_with(since_use, |query| match query {
+            Some(query) => {
+                self.passes(Hook::ValidateQuery, || matches!(self.factory.validate_query(conn, query), Ok(true)))
+            }
+            None => self.passes(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
         })
     }
 
