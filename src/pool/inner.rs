@@ -14,6 +14,8 @@
 //! lock; an acquire that may wait runs `create` on a thread of its own, so
 //! its timeout bounds it (see `bounded_create`).
 
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +30,7 @@ use super::events::PoolEventListener;
 use super::factory::ConnectionFactory;
 use super::guard_refs::GuardRefs;
 use super::home_shard::home_shard;
-use super::hooks::{Hook, Panicked};
+use super::hooks::{Hook, Panicked, panic_message};
 use super::index_stack::IndexStack;
 use super::leak::{BorrowTrace, LeakDetector};
 use super::slot::{self, Slot};
@@ -61,7 +63,8 @@ pub(crate) struct Census {
 /// modules that extend it (`upkeep` holds the maintenance pass).
 pub(crate) struct Inner<C: Send + 'static> {
     pub(crate) config: PoolConfig,
-    pub(super) factory: Box<dyn ConnectionFactory<C>>,
+    /// Dropped by hand in `Drop`, where a panic in its destructor is caught.
+    pub(super) factory: ManuallyDrop<Box<dyn ConnectionFactory<C>>>,
     pub(super) slots: Box<[CachePadded<Slot<C>>]>,
     pub(super) idle: Box<[IndexStack]>,
     pub(super) vacant: IndexStack,
@@ -112,7 +115,7 @@ impl<C: Send + 'static> Inner<C> {
             idle: (0..config.shards).map(|_| IndexStack::new()).collect(),
             refs: GuardRefs::new(config.shards),
             fair: config.queue_mode != QueueMode::Unfair,
-            factory,
+            factory: ManuallyDrop::new(factory),
             slots,
             vacant,
             waiters: WaitQueue::new(),
@@ -952,7 +955,10 @@ impl<C: Send + 'static> Inner<C> {
 impl<C: Send + 'static> Drop for Inner<C> {
     /// Runs once no handle and no guard is left: closes whatever is still
     /// in a slot (idle connections of a pool that was never closed, or
-    /// connections pushed back while the pool was torn down).
+    /// connections pushed back while the pool was torn down), then drops
+    /// the user's factory and listener one at a time, each destructor's
+    /// panic caught: this runs inside our destructors, maybe on a thread
+    /// that is already unwinding, where a second panic aborts.
     fn drop(&mut self) {
         for slot in self.slots.iter() {
             // SAFETY: `&mut self`: nothing else can reach the slots.
@@ -960,6 +966,17 @@ impl<C: Send + 'static> Drop for Inner<C> {
                 self.close_connection(conn, slot.id(), CloseReason::Shutdown);
             }
         }
+        // SAFETY: taken once, here, and never used again: the pool is gone.
+        let factory = unsafe { ManuallyDrop::take(&mut self.factory) };
+        drop_user_code(&self.config.name, "factory", factory);
+        drop_user_code(&self.config.name, "listener", (self.listener.take(), self.config.event_listener.take()));
+    }
+}
+
+/// Drops `value`, which may run user code: a panic in it is logged.
+fn drop_user_code<T>(pool: &str, what: &str, value: T) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+        log::error!("pool {pool:?}: the {what}'s destructor panicked: {}", panic_message(&*panic));
     }
 }
 
