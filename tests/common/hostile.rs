@@ -116,6 +116,13 @@ impl HostileFactory {
         })
     }
 
+    /// A factory that never panics (for its bookkeeping alone).
+    pub fn well_behaved() -> Arc<Self> {
+        let factory = Self::new(Hook::Create, Every::Call);
+        factory.trigger.disarm();
+        factory
+    }
+
     /// Connections that exist right now (created and not yet dropped).
     pub fn existing(&self) -> usize {
         self.existing.load(SeqCst)
