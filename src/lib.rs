@@ -66,8 +66,18 @@
 //! An `acquire` that may wait runs `ConnectionFactory::create` on a
 //! short-lived thread named `rusty-db-create`, so its timeout holds while
 //! the factory hangs; `try_acquire` creates on the caller's thread. A
-//! factory that needs the caller's thread-local state should not rely on
-//! running there.
+//! maintenance pass runs its factory calls on a short-lived thread named
+//! like the pool's maintenance thread, and `close()` closes idle
+//! connections on up to four `rusty-db-close` threads. A factory that needs
+//! the caller's thread-local state should not rely on running there.
+//!
+//! Factory methods and listener hooks are user code the pool treats as
+//! hostile: a panic in one is caught, logged and counted per
+//! [`Hook`](pool::Hook) in
+//! [`PoolStatistics::hook_panics`](pool::PoolStatistics::hook_panics),
+//! and costs no connection and no capacity; `close()` returns within
+//! [`shutdown_timeout`](pool::PoolConfigBuilder::shutdown_timeout) even
+//! while one hangs.
 
 #![deny(missing_docs)]
 
