@@ -104,7 +104,7 @@ impl Jobs {
 }
 
 /// A job's count and pool reference, given back when it is dropped.
-pub(crate) struct Ticket<C: Send + 'static> {
+struct Ticket<C: Send + 'static> {
     pool: NonNull<Inner<C>>,
     jobs: Arc<Jobs>,
 }
@@ -123,13 +123,13 @@ impl<C: Send + 'static> Ticket<C> {
 
 impl<C: Send + 'static> Drop for Ticket<C> {
     fn drop(&mut self) {
-        let jobs = Arc::clone(&self.jobs);
-        // Reference first, count second: a `close()` that waits for this
-        // job (in the last handle's drop, say) then frees the pool itself.
+        // Reference first, count second (`jobs` is the ticket's own, not the
+        // pool's): a `close()` that waits for this job, in the last handle's
+        // drop say, then frees the pool itself.
         // SAFETY: the ticket's reference is the one ended, and the ticket
         // touches the pool no more.
         unsafe { end_reference(self.pool, 0) };
-        jobs.finished();
+        self.jobs.finished();
     }
 }
 

@@ -96,10 +96,11 @@ impl Hook {
 
     /// The trait the method belongs to.
     pub fn trait_name(self) -> &'static str {
-        match self {
-            Hook::Create | Hook::Validate | Hook::ValidateQuery | Hook::Reset | Hook::Close => "ConnectionFactory",
-            _ => "PoolEventListener",
-        }
+        if self.is_factory_method() { "ConnectionFactory" } else { "PoolEventListener" }
+    }
+
+    fn is_factory_method(self) -> bool {
+        matches!(self, Hook::Create | Hook::Validate | Hook::ValidateQuery | Hook::Reset | Hook::Close)
     }
 }
 
@@ -173,7 +174,7 @@ impl<C: Send + 'static> Inner<C> {
             log::warn!(
                 "pool {name:?}: {hook} panicked: {message}; the pool carries on as if it had {} \
                  (later panics of this hook are logged at debug and counted in hook_panics)",
-                if hook.trait_name() == "ConnectionFactory" { "failed" } else { "returned" }
+                if hook.is_factory_method() { "failed" } else { "returned" }
             );
         } else {
             log::debug!("pool {name:?}: {hook} panicked again: {message}");
