@@ -7,31 +7,9 @@
 
 mod common;
 
-use common::hostile::{Every, assert_intact, drive, hostile_pool};
 use rusty_db::pool::Hook;
 
-fn survives(hook: Hook, every: Every) {
-    let (pool, factory, listener) = hostile_pool(hook, every);
-    let errors = drive(&pool, hook);
-    assert_eq!(errors, Vec::<String>::new(), "with {hook} panicking ({every:?})");
-    assert_intact(pool, &factory, &listener.trigger, hook);
-}
-
-macro_rules! listener_hooks {
-    ($($always:ident, $sometimes:ident: $hook:expr;)*) => {$(
-        #[test]
-        fn $always() {
-            survives($hook, Every::Call);
-        }
-
-        #[test]
-        fn $sometimes() {
-            survives($hook, Every::OneIn(3));
-        }
-    )*};
-}
-
-listener_hooks! {
+panicking_hooks! {
     on_create_always, on_create_one_call_in_three: Hook::OnCreate;
     on_acquire_always, on_acquire_one_call_in_three: Hook::OnAcquire;
     on_release_always, on_release_one_call_in_three: Hook::OnRelease;

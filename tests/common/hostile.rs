@@ -398,3 +398,30 @@ pub fn assert_intact(pool: ConnectionPool<HostileConn>, factory: &HostileFactory
     assert_eq!(stats.connections_created, factory.created() as u64);
     assert_eq!(stats.connections_created, stats.connections_closed, "created - closed == idle + active");
 }
+
+/// Runs the workload with `hook` panicking on `every` call and checks the
+/// pool came out of it intact (see [`drive`] and [`assert_intact`]).
+pub fn survives(hook: Hook, every: Every) {
+    let (pool, factory, listener) = hostile_pool(hook, every);
+    let errors = drive(&pool, hook);
+    assert_eq!(errors, Vec::<String>::new(), "with {hook} panicking ({every:?})");
+    let trigger = if hook.trait_name() == "ConnectionFactory" { &factory.trigger } else { &listener.trigger };
+    assert_intact(pool, &factory, trigger, hook);
+}
+
+/// Two tests per hook, `always` and `sometimes` (one call in three):
+/// `panicking_hooks! { on_create_always, on_create_one_call_in_three: Hook::OnCreate; }`.
+#[macro_export]
+macro_rules! panicking_hooks {
+    ($($always:ident, $sometimes:ident: $hook:expr;)*) => {$(
+        #[test]
+        fn $always() {
+            common::hostile::survives($hook, common::hostile::Every::Call);
+        }
+
+        #[test]
+        fn $sometimes() {
+            common::hostile::survives($hook, common::hostile::Every::OneIn(3));
+        }
+    )*};
+}
