@@ -57,8 +57,23 @@ impl ConnectionFactory<Conn> for CountingFactory {
     }
 }
 
-/// A pool of `max` slots with `initial` connections, one shard, no validation.
+/// Loom has no clock: a waiter starves at once (threshold zero) or never
+/// (this long), so that no execution depends on how long the last one took.
+pub const NEVER: Duration = Duration::from_secs(3600);
+
+/// A pool of `max` slots with `initial` connections, one shard, no
+/// validation, whose waiters never starve.
 pub fn pool(max: usize, initial: usize, mode: QueueMode) -> (ConnectionPool<Conn>, Arc<CountingFactory>) {
+    pool_starving_after(max, initial, mode, NEVER)
+}
+
+/// Like [`pool`], with waiters starving after `threshold` (zero or [`NEVER`]).
+pub fn pool_starving_after(
+    max: usize,
+    initial: usize,
+    mode: QueueMode,
+    threshold: Duration,
+) -> (ConnectionPool<Conn>, Arc<CountingFactory>) {
     let config = PoolConfig::builder()
         .min_size(0)
         .max_size(max)
@@ -68,7 +83,8 @@ pub fn pool(max: usize, initial: usize, mode: QueueMode) -> (ConnectionPool<Conn
         .queue_mode(mode)
         // Loom has no clock: waits end by notification only, so a lost
         // wake-up is reported as a deadlock rather than a timeout.
-        .acquire_timeout(Duration::from_secs(3600))
+        .acquire_timeout(NEVER)
+        .fairness_threshold(threshold)
         .build()
         .expect("valid model config");
     let factory = CountingFactory::new(max);

@@ -10,12 +10,14 @@
 #[path = "common.rs"]
 mod common;
 
+use std::time::Duration;
+
 use loom::thread;
 use rusty_db::pool::QueueMode;
 
-fn release_racing_a_new_waiter(mode: QueueMode) {
+fn release_racing_a_new_waiter(mode: QueueMode, threshold: Duration) {
     common::model(move || {
-        let (pool, _factory) = common::pool(1, 1, mode);
+        let (pool, _factory) = common::pool_starving_after(1, 1, mode, threshold);
         let held = pool.acquire().expect("the only connection");
         let waiter = {
             let pool = pool.clone();
@@ -32,12 +34,24 @@ fn release_racing_a_new_waiter(mode: QueueMode) {
 
 #[test]
 fn release_racing_new_waiter_fair() {
-    release_racing_a_new_waiter(QueueMode::Fair);
+    release_racing_a_new_waiter(QueueMode::Fair, common::NEVER);
+}
+
+/// The diversion path: a starving waiter, which the release must hand the
+/// connection to rather than push it.
+#[test]
+fn release_racing_new_starving_waiter_fair() {
+    release_racing_a_new_waiter(QueueMode::Fair, Duration::ZERO);
+}
+
+#[test]
+fn release_racing_new_waiter_fifo() {
+    release_racing_a_new_waiter(QueueMode::Fifo, common::NEVER);
 }
 
 #[test]
 fn release_racing_new_waiter_unfair() {
-    release_racing_a_new_waiter(QueueMode::Unfair);
+    release_racing_a_new_waiter(QueueMode::Unfair, common::NEVER);
 }
 
 #[test]

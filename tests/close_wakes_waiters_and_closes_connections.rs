@@ -90,7 +90,7 @@ fn close_under_load_leaves_no_connection_open() {
     const ROUNDS: usize = 600;
     const THREADS: usize = 16;
     for round in 0..ROUNDS {
-        let mode = [QueueMode::Fair, QueueMode::Priority, QueueMode::Unfair][round % 3];
+        let mode = [QueueMode::Fair, QueueMode::Fifo, QueueMode::Priority, QueueMode::Unfair][round % 4];
         let factory = TrackingFactory::new();
         let config = common::config().max_size(3).initial_size(2).queue_mode(mode).build().unwrap();
         let pool = ConnectionPool::new(config, factory.clone()).unwrap();

@@ -15,7 +15,7 @@ use rusty_db::pool::{ConnectionPool, PoolError, QueueMode};
 fn a_burst_of_acquires_on_an_empty_pool_creates_at_most_max_size() {
     const MAX: usize = 4;
     const THREADS: usize = 16;
-    for mode in [QueueMode::Fair, QueueMode::Priority, QueueMode::Unfair] {
+    for mode in [QueueMode::Fair, QueueMode::Fifo, QueueMode::Priority, QueueMode::Unfair] {
         let factory = TrackingFactory::new();
         // A slow factory keeps several creations in flight at once.
         factory.set_create_delay(Duration::from_millis(20));

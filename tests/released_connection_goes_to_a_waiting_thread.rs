@@ -1,6 +1,6 @@
 //! Invariant 3: while a thread waits, no connection stays idle and no
 //! vacant slot stays unused for longer than the handoff takes. A returned
-//! connection goes to the parked waiter (in fair mode directly, so a
+//! connection goes to the parked waiter (in strict FIFO mode directly, so a
 //! newcomer cannot take it first); a freed slot lets it create one.
 
 mod common;
@@ -55,7 +55,7 @@ fn waiter_after(
 
 #[test]
 fn returned_connection_goes_to_the_parked_waiter_in_every_mode() {
-    for mode in [QueueMode::Fair, QueueMode::Priority, QueueMode::Unfair] {
+    for mode in [QueueMode::Fair, QueueMode::Fifo, QueueMode::Priority, QueueMode::Unfair] {
         let (first, got, waited) = waiter_after(mode, drop);
         assert_eq!(got, first, "{mode:?}: the waiter got the returned connection");
         assert!(waited < Duration::from_secs(2), "{mode:?}: served {waited:?} after the release");
@@ -64,7 +64,7 @@ fn returned_connection_goes_to_the_parked_waiter_in_every_mode() {
 
 #[test]
 fn discarded_connection_lets_the_parked_waiter_create_a_new_one() {
-    for mode in [QueueMode::Fair, QueueMode::Priority, QueueMode::Unfair] {
+    for mode in [QueueMode::Fair, QueueMode::Fifo, QueueMode::Priority, QueueMode::Unfair] {
         let (first, got, waited) = waiter_after(mode, PooledConnectionGuard::discard);
         assert_ne!(got, first, "{mode:?}: the waiter created a new connection in the freed slot");
         assert!(waited < Duration::from_secs(2), "{mode:?}: served {waited:?} after the discard");
@@ -79,9 +79,9 @@ fn broken_connection_lets_the_parked_waiter_create_a_new_one() {
 }
 
 #[test]
-fn in_fair_mode_a_newcomer_cannot_take_a_connection_returned_while_someone_waits() {
+fn in_fifo_mode_a_newcomer_cannot_take_a_connection_returned_while_someone_waits() {
     let factory = TrackingFactory::new();
-    let config = common::config().max_size(1).initial_size(1).queue_mode(QueueMode::Fair).build().unwrap();
+    let config = common::config().max_size(1).initial_size(1).queue_mode(QueueMode::Fifo).build().unwrap();
     let pool = ConnectionPool::new(config, factory.clone()).unwrap();
     let held = pool.acquire().unwrap();
     let serial = held.serial;
@@ -129,7 +129,7 @@ fn handoff_racing_with_a_timeout_loses_nothing() {
 /// seconds, or a timeout).
 #[test]
 fn release_racing_with_a_new_waiter_never_loses_the_wake_up() {
-    for mode in [QueueMode::Fair, QueueMode::Unfair] {
+    for mode in [QueueMode::Fair, QueueMode::Fifo, QueueMode::Unfair] {
         let factory = TrackingFactory::new();
         let config = common::config().max_size(1).initial_size(1).queue_mode(mode).build().unwrap();
         let pool = ConnectionPool::new(config, factory.clone()).unwrap();

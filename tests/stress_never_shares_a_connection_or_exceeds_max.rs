@@ -157,6 +157,11 @@ fn stress_32_threads_never_share_a_connection_or_exceed_max_fair() {
 }
 
 #[test]
+fn stress_32_threads_never_share_a_connection_or_exceed_max_fifo() {
+    hammer(QueueMode::Fifo);
+}
+
+#[test]
 fn stress_32_threads_never_share_a_connection_or_exceed_max_priority() {
     hammer(QueueMode::Priority);
 }

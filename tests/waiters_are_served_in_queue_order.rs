@@ -1,6 +1,8 @@
-//! Queue order: in fair mode a returned connection goes to the thread that
-//! has waited longest; in priority mode to the highest priority, arrival
-//! order among equals; unfair mode serves everyone eventually.
+//! Queue order: in strict FIFO mode a returned connection goes to the
+//! thread that has waited longest; in priority mode to the highest
+//! priority, arrival order among equals; unfair mode serves everyone
+//! eventually. (Fair mode serves in arrival order once its waiters starve;
+//! see `fair_mode_bounds_how_long_a_waiter_can_be_overtaken`.)
 //!
 //! Each waiter is started only once the previous one is registered
 //! (`waiting()` went up), so arrival order is known. Every waiter reports
@@ -43,8 +45,8 @@ fn service_order(mode: QueueMode, priorities: &[i32]) -> Vec<usize> {
 }
 
 #[test]
-fn fair_waiters_are_served_in_arrival_order() {
-    assert_eq!(service_order(QueueMode::Fair, &[0; 6]), vec![0, 1, 2, 3, 4, 5]);
+fn fifo_waiters_are_served_in_arrival_order() {
+    assert_eq!(service_order(QueueMode::Fifo, &[0; 6]), vec![0, 1, 2, 3, 4, 5]);
 }
 
 #[test]
@@ -55,9 +57,9 @@ fn priority_waiters_are_served_highest_first_then_in_arrival_order() {
 }
 
 #[test]
-fn fair_mode_ignores_priorities() {
+fn fifo_mode_ignores_priorities() {
     // `acquire_with_priority` documents that modes other than Priority ignore it.
-    assert_eq!(service_order(QueueMode::Fair, &[0, 5, 1, 9]), vec![0, 1, 2, 3]);
+    assert_eq!(service_order(QueueMode::Fifo, &[0, 5, 1, 9]), vec![0, 1, 2, 3]);
 }
 
 #[test]
@@ -73,7 +75,7 @@ fn unfair_mode_serves_every_waiter() {
 #[test]
 fn waiter_whose_granted_connection_fails_validation_keeps_its_place() {
     let factory = TrackingFactory::new();
-    let config = common::config().max_size(1).initial_size(1).build().unwrap();
+    let config = common::config().max_size(1).initial_size(1).queue_mode(QueueMode::Fifo).build().unwrap();
     let pool = ConnectionPool::new(config, factory.clone()).unwrap();
     let mut held = pool.acquire().unwrap();
     held.validate = common::Outcome::Fail;

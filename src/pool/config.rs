@@ -17,6 +17,9 @@ use super::index_stack::MAX_INDEX;
 use super::maintenance::MaintenanceService;
 use super::validator::ConnectionValidator;
 
+/// The default [`PoolConfig::fairness_threshold`].
+pub const DEFAULT_FAIRNESS_THRESHOLD: Duration = Duration::from_micros(500);
+
 /// The largest `max_size` a pool accepts.
 ///
 /// The slab of slots is allocated when the pool is created, a few hundred
@@ -33,24 +36,45 @@ const _: () = assert!(MAX_POOL_SIZE <= MAX_INDEX as usize);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum QueueMode {
-    /// First come, first served: a returned connection goes straight to the
-    /// thread that has waited longest, and newcomers queue behind waiters
-    /// instead of barging. Consistent latency; the default.
+    /// Bounded wait, the default: fast when threads outnumber connections,
+    /// and no waiter is starved.
     ///
-    /// The price: once a queue forms it tends to persist, since every
-    /// acquire then waits for a thread wake-up. In the demo (8 threads, 4
-    /// SQLite connections, 2 cores) fair mode ran at about 60k ops/s with a
-    /// queue and 130k without; `Unfair` stays near the latter.
+    /// While no waiter has waited longer than
+    /// [`fairness_threshold`](PoolConfig::fairness_threshold) (500 µs by
+    /// default), an acquire takes an idle connection even if others wait,
+    /// and a returned connection goes back to the pool, waking the oldest
+    /// waiter to compete for it: a thread that returns a connection and
+    /// wants another goes on without a sleep, so the pool does not fall
+    /// into a lock convoy where every operation waits for a thread to wake.
+    ///
+    /// A waiter past the threshold *starves*. From then on, until no
+    /// starving waiter is left, every returned connection (and freed slot)
+    /// goes straight to the oldest waiter, and new acquires queue behind
+    /// the waiters instead of taking idle connections. The guarantee: once
+    /// a waiter starves, each other thread can take at most one connection
+    /// ahead of it (an acquire that had already looked before the waiter
+    /// starved), and after that it is served in arrival order. So a waiter
+    /// waits at most the threshold, plus its turn among the starving
+    /// waiters before it, plus one operation per other thread.
     #[default]
     Fair,
-    /// Like `Fair`, but waiters with a higher priority (see
+    /// Strict first come, first served: a returned connection always goes
+    /// straight to the thread that has waited longest, and newcomers queue
+    /// behind every waiter. The tightest tail latency when threads block
+    /// while holding a connection (as in I/O), but once a queue forms each
+    /// acquire waits for a thread wake-up, so throughput falls several
+    /// times below `Fair` when threads outnumber connections.
+    Fifo,
+    /// Like `Fair`, with waiters of a higher priority (see
     /// [`ConnectionPool::acquire_with_priority`](super::ConnectionPool::acquire_with_priority))
-    /// are served first; equal priorities are served in arrival order.
+    /// ahead of lower ones in the queue; equal priorities in arrival order.
+    /// A starving waiter is served once the waiters of higher priority
+    /// before it are.
     Priority,
-    /// Throughput first: newcomers may take an idle connection while others
-    /// wait, and a returned connection wakes the oldest waiter to compete
-    /// for it rather than being handed over. Fewer context switches; a
-    /// waiter can be overtaken (but not starved past its timeout).
+    /// Throughput first: newcomers may always take an idle connection, and
+    /// a returned connection wakes the oldest waiter to compete for it. No
+    /// bound on how often a waiter is overtaken (but it is not starved past
+    /// its timeout).
     Unfair,
 }
 
@@ -98,6 +122,11 @@ pub struct PoolConfig {
     pub shards: usize,
     /// How waiters are served. Default [`QueueMode::Fair`].
     pub queue_mode: QueueMode,
+    /// How long a waiter waits before it starves and can no longer be
+    /// overtaken (see [`QueueMode::Fair`]; `Fair` and `Priority` only).
+    /// Default 500 µs; at most `acquire_timeout`; zero starves every
+    /// waiter at once (FIFO whenever anyone waits).
+    pub fairness_threshold: Duration,
     /// Collect the pool's statistics (striped counters
     /// and sampled histograms). Default `true`.
     pub enable_statistics: bool,
@@ -148,6 +177,7 @@ impl Default for PoolConfig {
             enable_partitioning: false,
             shards: default_shards(),
             queue_mode: QueueMode::Fair,
+            fairness_threshold: DEFAULT_FAIRNESS_THRESHOLD,
             enable_statistics: true,
             aging_policy: None,
             leak_detection_threshold: None,
@@ -249,6 +279,13 @@ impl PoolConfig {
         }
         if self.idle_timeout.is_some_and(|d| d.is_zero()) {
             return invalid("idle_timeout must be greater than zero, or None for no limit".into());
+        }
+        if self.fairness_threshold > self.acquire_timeout {
+            return invalid(format!(
+                "fairness_threshold ({:?}) must not exceed acquire_timeout ({:?}): a waiter would time out \
+                 before it could starve",
+                self.fairness_threshold, self.acquire_timeout
+            ));
         }
         if self.shards == 0 {
             return invalid("shards must be at least 1".into());
@@ -360,6 +397,13 @@ impl PoolConfigBuilder {
     /// How waiters are served. Default [`QueueMode::Fair`].
     pub fn queue_mode(mut self, mode: QueueMode) -> Self {
         self.config.queue_mode = mode;
+        self
+    }
+
+    /// How long a waiter waits before it can no longer be overtaken (see
+    /// [`QueueMode::Fair`]). Default 500 µs; at most `acquire_timeout`.
+    pub fn fairness_threshold(mut self, threshold: Duration) -> Self {
+        self.config.fairness_threshold = threshold;
         self
     }
 
@@ -475,6 +519,10 @@ mod tests {
         field_named(b().name(" "), "name");
         field_named(b().leak_detection_threshold(Duration::ZERO), "leak_detection_threshold");
         field_named(b().maintenance_interval(Duration::ZERO), "maintenance_interval");
+        field_named(
+            b().acquire_timeout(Duration::from_millis(1)).fairness_threshold(Duration::from_millis(2)),
+            "fairness_threshold",
+        );
         field_named(b().aging_policy(AgingPolicy::UsageBased { max_borrows: 0 }), "max_borrows");
         field_named(
             b().aging_policy(AgingPolicy::Adaptive { base_lifetime: Duration::from_secs(1), error_threshold: 1.5 }),

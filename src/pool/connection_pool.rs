@@ -176,8 +176,9 @@ impl<C: Send + 'static> ConnectionPool<C> {
 
     /// Takes a connection without waiting for one to come back: an idle
     /// one, else a new one if there is room (this runs the factory), else
-    /// [`PoolExhausted`](super::PoolError::PoolExhausted). In fair mode it
-    /// does not overtake threads already waiting.
+    /// [`PoolExhausted`](super::PoolError::PoolExhausted). It does not
+    /// overtake a starving waiter (in `Fifo` mode, any waiter; see
+    /// [`QueueMode`](super::QueueMode)).
     #[inline]
     pub fn try_acquire(&self) -> Result<PooledConnectionGuard<C>> {
         self.acquire_inner(Duration::ZERO, 0, false)

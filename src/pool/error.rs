@@ -31,8 +31,8 @@ pub enum PoolError {
     ConnectionTimeout(Duration),
 
     /// `try_acquire` found no idle connection it may take and no room to
-    /// create one: every connection is in use, or (in fair mode) other
-    /// threads are already waiting and it does not overtake them.
+    /// create one: every connection is in use, or a waiter it does not
+    /// overtake waits (a starving one; in `Fifo` mode, any).
     #[error("pool exhausted: {active} of {max} connections are in use; use acquire() to wait, or raise max_size")]
     PoolExhausted {
         /// Connections borrowed at the moment of the attempt.

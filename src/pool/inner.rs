@@ -37,7 +37,7 @@ use super::slot::{self, Slot};
 use super::stats::{AcquireProbe, PoolStats};
 use super::upkeep::Registration;
 use super::validator::ConnectionValidator;
-use super::waiters::{Grant, RegisterError, WaitQueue};
+use super::waiters::{Grant, RegisterError, STARVING, WaitQueue, Woke};
 use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex, Ordering, fence, releaser_fence};
 
 /// A connection checked out of the pool, on its way into a guard.
@@ -74,7 +74,13 @@ pub(crate) struct Inner<C: Send + 'static> {
     closed: CachePadded<AtomicBool>,
     next_id: AtomicU64,
     pub(crate) epoch: Instant,
-    fair: bool,
+    /// The wait-queue state bits (see `waiters::STARVING`) that make a
+    /// newcomer queue instead of taking an idle connection, and a release
+    /// hand its connection straight to the oldest waiter: any waiter in
+    /// `Fifo` mode, a starving one in `Fair` and `Priority`, none in `Unfair`.
+    queue_mask: usize,
+    /// How long a waiter waits before it starves (`Fair`, `Priority`).
+    starve_after: Option<Duration>,
     /// Coarse clock, nanoseconds since `epoch`: ticked by maintenance and by
     /// slow paths, read (instead of the real clock) on release.
     clock: CachePadded<AtomicU64>,
@@ -114,7 +120,13 @@ impl<C: Send + 'static> Inner<C> {
         let inner = Inner {
             idle: (0..config.shards).map(|_| IndexStack::new()).collect(),
             refs: GuardRefs::new(config.shards),
-            fair: config.queue_mode != QueueMode::Unfair,
+            queue_mask: match config.queue_mode {
+                QueueMode::Fifo => usize::MAX,
+                QueueMode::Unfair => 0,
+                _ => STARVING,
+            },
+            starve_after: matches!(config.queue_mode, QueueMode::Fair | QueueMode::Priority)
+                .then_some(config.fairness_threshold),
             factory: ManuallyDrop::new(factory),
             slots,
             vacant,
@@ -177,7 +189,7 @@ impl<C: Send + 'static> Inner<C> {
         let mut rejected = false;
         // The fast path, inlined into the caller: an idle connection on this
         // thread's shard while nobody waits.
-        if !self.is_closed() && (!self.fair || self.waiters.is_empty()) {
+        if !self.is_closed() && self.may_barge() {
             if let Some(index) = self.idle[home].pop(&*self.slots) {
                 match self.check_out(index, home) {
                     Some(lease) => {
@@ -216,8 +228,9 @@ impl<C: Send + 'static> Inner<C> {
             if self.is_closed() {
                 return Err(PoolError::PoolClosed);
             }
-            // In fair mode a newcomer does not overtake threads already waiting.
-            if !self.fair || self.waiters.is_empty() {
+            // A newcomer does not overtake a starving waiter (in `Fifo` mode,
+            // any waiter).
+            if self.may_barge() {
                 if let Some(index) = self.pop_idle(home) {
                     match self.check_out(index, home) {
                         Some(lease) => {
@@ -259,7 +272,7 @@ impl<C: Send + 'static> Inner<C> {
             }
             let start = *start.get_or_insert_with(Instant::now);
             let deadline = deadline_after(start, timeout);
-            let grant = self.wait_for_grant(priority, &mut ticket, deadline)?;
+            let grant = self.wait_for_grant(priority, &mut ticket, start, deadline)?;
             if grant == Some(Grant::Retry) {
                 self.waiters.woke();
                 // SeqCst: the waiter half of the handshake with `wake_one`.
@@ -344,11 +357,28 @@ impl<C: Send + 'static> Inner<C> {
         ))
     }
 
+    /// Whether a newcomer may take an idle connection (or a vacant slot)
+    /// now, rather than queue: see `queue_mask`.
+    #[inline(always)]
+    fn may_barge(&self) -> bool {
+        self.waiters.state() & self.queue_mask == 0
+    }
+
     /// Queues the caller (at its old place if `ticket` is set, which it
     /// then is) and parks it until it is granted a slot, the pool closes,
-    /// `deadline` passes (`Ok(None)`), or creation may be retried.
-    fn wait_for_grant(&self, priority: i32, ticket: &mut Option<u64>, deadline: Instant) -> Result<Option<Grant>> {
-        let waiter = match self.waiters.register(priority, *ticket, self.config.max_wait_queue_size) {
+    /// `deadline` passes (`Ok(None)`), or creation may be retried. Waiting
+    /// since `start`, it starves once `starve_after` has passed.
+    fn wait_for_grant(
+        &self,
+        priority: i32,
+        ticket: &mut Option<u64>,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Option<Grant>> {
+        let starve_at = self.starve_after.map(|after| deadline_after(start, after));
+        let starving = starve_at.is_some_and(|at| Instant::now() >= at);
+        let max = self.config.max_wait_queue_size;
+        let waiter = match self.waiters.register(priority, *ticket, max, starving) {
             Ok(w) => {
                 *ticket = Some(w.ticket());
                 w
@@ -366,7 +396,20 @@ impl<C: Send + 'static> Inner<C> {
             Some(retry) if retry < deadline => retry,
             _ => deadline,
         };
-        Ok(self.waiters.wait(&waiter, wake_at))
+        let mut starve_at = starve_at.filter(|_| !starving);
+        loop {
+            match self.waiters.wait(&waiter, wake_at, starve_at) {
+                Woke::Granted(grant) => return Ok(Some(grant)),
+                Woke::TimedOut => return Ok(None),
+                Woke::Starving => {
+                    // SeqCst: as after registering, now for the starving bit:
+                    // a releaser that pushed without seeing it is seen here.
+                    fence(Ordering::SeqCst);
+                    self.serve_waiters();
+                    starve_at = None;
+                }
+            }
+        }
     }
 
     /// Moves idle connections and vacant slots to waiters, oldest first,
@@ -773,9 +816,10 @@ impl<C: Send + 'static> Inner<C> {
         slot.set_state(state);
     }
 
-    /// Publishes an idle connection: straight to the oldest waiter in fair
-    /// mode, else onto this thread's shard, then serves any waiter that
-    /// registered meanwhile.
+    /// Publishes an idle connection: straight to the oldest waiter while a
+    /// waiter starves (in `Fifo` mode, while any waits), else onto this
+    /// thread's shard; then serves the waiters (starving, or `Fifo`) or
+    /// wakes one to compete for it.
     pub(super) fn give_back(&self, index: u32, conn: C) {
         self.give_back_to(index, conn, home_shard(self.shards()));
     }
@@ -783,7 +827,7 @@ impl<C: Send + 'static> Inner<C> {
     /// `give_back`, for a caller that knows its home shard already.
     #[inline(always)]
     fn give_back_to(&self, index: u32, conn: C, home: usize) {
-        if self.fair && !self.waiters.is_empty() {
+        if !self.may_barge() {
             // Promised to a waiter: counted as borrowed, never as idle.
             self.store(index, conn, slot::IN_USE);
             if self.waiters.hand_off(Grant::Idle(index)).is_ok() {
@@ -800,11 +844,11 @@ impl<C: Send + 'static> Inner<C> {
         if self.is_closed() {
             self.drain_idle();
         } else if !self.waiters.is_empty() {
-            if self.fair {
-                self.serve_waiters();
-            } else {
-                // Unfair: wake the oldest waiter to compete for it.
+            if self.may_barge() {
+                // Nobody starves: wake the oldest waiter to compete for it.
                 self.waiters.wake_one();
+            } else {
+                self.serve_waiters();
             }
         }
     }

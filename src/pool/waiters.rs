@@ -6,25 +6,39 @@
 //! the grant without the lock, so a hand-off costs the waiter no second
 //! trip through the lock (with a condition variable it had to re-acquire
 //! it to return). Releasers read the lock-free
-//! `len` word first and touch the lock only when somebody waits, so release
-//! stays lock-free in the common case. When they do, they hand the slot
-//! straight to the waiter at the front ([`Grant::Idle`] or
-//! [`Grant::Vacant`]): a released connection never sits idle while a thread
-//! sleeps, and in fair mode a newcomer cannot take it first.
+//! state word first and touch the lock only when somebody waits, so release
+//! stays lock-free in the common case. When they do, they either hand the
+//! slot straight to the waiter at the front ([`Grant::Idle`] or
+//! [`Grant::Vacant`]; while a waiter starves, or always in `Fifo` mode, so
+//! that a newcomer cannot take it first), or push it and wake the front
+//! waiter to compete for it ([`Grant::Retry`], see [`WaitQueue::wake_one`]):
+//! either way a released connection never sits idle while a thread sleeps.
 //!
 //! The protocol against lost wake-ups is Dekker's, as in crossbeam-channel's
-//! waker: a waiter publishes itself (`len`), issues a `SeqCst` fence and
-//! then looks at the stacks again; a releaser publishes the connection
-//! (a `SeqCst` push) and then reads `len` with a `SeqCst` load (see
+//! waker: a waiter publishes itself (the state word: queued, or starving),
+//! issues a `SeqCst` fence and then looks at the stacks again; a releaser
+//! publishes the connection (a `SeqCst` push) and then reads the state
+//! word with a `SeqCst` load (see
 //! `sync::releaser_fence` for why no fence is needed on that side). At
 //! least one of the two sees the other, and whoever does moves the
 //! connection to the waiter.
 //!
-//! Queue order: higher priority first (fair mode registers everyone at
-//! priority 0), then arrival order. Arrival is a ticket taken at the first
-//! registration of an acquire; a waiter that has to look again (its granted
-//! connection failed validation, or a creation retry is due) re-registers
-//! with the same ticket and so keeps its place.
+//! Queue order: higher priority first (other modes than `Priority`
+//! register everyone at priority 0), then arrival order. Arrival is a
+//! ticket taken at the first registration of an acquire; a waiter that has
+//! to look again (its granted connection failed validation, a creation
+//! retry is due, or it was woken to compete) re-registers with the same
+//! ticket and so keeps its place.
+//!
+//! A waiter can be *starving* (it has waited past the pool's fairness
+//! threshold; see `QueueMode::Fair`). The state word carries the number of
+//! waiters and, in its low bit, whether any of them starves, so that the
+//! fast path learns both from one load:
+//!
+//! | bits            | meaning                                  |
+//! |-----------------|------------------------------------------|
+//! | `0`             | [`STARVING`]: some queued waiter starves  |
+//! | `1..`           | the number of queued waiters             |
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,11 +55,17 @@ pub enum Grant {
     Idle(u32),
     /// A vacant slot reserved for the waiter: it may create a connection.
     Vacant(u32),
-    /// Something changed (unfair mode, or creation may be retried): look again.
+    /// Something changed (a connection came back while nobody starves, or
+    /// creation may be retried): look again.
     Retry,
     /// The pool closed.
     Closed,
 }
+
+/// The state word's bit set while some queued waiter starves.
+pub const STARVING: usize = 1;
+/// One waiter in the state word.
+const ONE: usize = 2;
 
 const NONE: u64 = 0;
 const CLOSED: u64 = 1;
@@ -93,6 +113,8 @@ pub struct Waiter {
     thread: Thread,
     priority: i32,
     ticket: u64,
+    /// Whether it is counted in `Queue::starving`; changed under the queue lock.
+    starving: AtomicBool,
 }
 
 impl Waiter {
@@ -112,14 +134,47 @@ impl Waiter {
 struct Queue {
     waiters: VecDeque<Arc<Waiter>>,
     next_ticket: u64,
+    /// Queued waiters that starve.
+    starving: usize,
     closed: bool,
+}
+
+impl Queue {
+    /// The state word for the queue as it is (see the module docs).
+    fn state(&self) -> usize {
+        (self.waiters.len() * ONE) | if self.starving > 0 { STARVING } else { 0 }
+    }
+
+    /// Takes the waiter at `at` off the queue.
+    fn remove(&mut self, at: usize) -> Option<Arc<Waiter>> {
+        let waiter = self.waiters.remove(at)?;
+        // Relaxed: changed only under the queue lock, which we hold.
+        if waiter.starving.load(Ordering::Relaxed) {
+            self.starving -= 1;
+        }
+        Some(waiter)
+    }
+}
+
+/// How a [`WaitQueue::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The waiter was granted this (and is off the queue).
+    Granted(Grant),
+    /// Its deadline passed (and it is off the queue).
+    TimedOut,
+    /// Its time to starve came: it is marked starving, still queued. The
+    /// caller issues a `SeqCst` fence, looks at the stacks again (see
+    /// [`WaitQueue::register`]) and waits on.
+    Starving,
 }
 
 /// The queue of threads waiting for a connection.
 #[derive(Debug, Default)]
 pub struct WaitQueue {
-    /// Number of queued waiters, written under the lock and read without it.
-    len: CachePadded<AtomicUsize>,
+    /// Waiters queued and whether one starves (see the module docs),
+    /// written under the lock and read without it.
+    state: CachePadded<AtomicUsize>,
     /// Whether a waiter woken by [`wake_one`](Self::wake_one) has yet to
     /// look at the stacks again: while one has, waking another is futile.
     woken: CachePadded<AtomicBool>,
@@ -132,27 +187,46 @@ impl WaitQueue {
         Self::default()
     }
 
-    /// How many threads wait. SeqCst: it is the look in a releaser's half of
-    /// the handshake (see the module docs); on x86 it costs a plain load.
+    /// The state word (see the module docs). SeqCst: it is the look in a
+    /// releaser's half of the handshake; on x86 it costs a plain load.
     #[inline]
-    pub fn len(&self) -> usize {
-        self.len.load(Ordering::SeqCst)
+    pub fn state(&self) -> usize {
+        self.state.load(Ordering::SeqCst)
     }
 
-    /// Whether nobody waits (see [`WaitQueue::len`]).
+    /// How many threads wait (see [`state`](Self::state)).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.state() / ONE
+    }
+
+    /// Whether nobody waits (see [`state`](Self::state)).
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.state() == 0
+    }
+
+    /// Publishes the state word; under the queue lock.
+    fn publish(&self, q: &Queue) {
+        // Relaxed: see `state`; the lock orders it with other queue changes,
+        // and each half of the handshake fences (or is SeqCst) after it.
+        self.state.store(q.state(), Ordering::Relaxed);
     }
 
     /// Joins the queue behind every waiter of higher priority or earlier
-    /// ticket. A first registration (`ticket` `None`) takes a new ticket
-    /// and counts against `max`; a re-registration was admitted before and
-    /// does not.
+    /// ticket, starving already if `starving`. A first registration
+    /// (`ticket` `None`) takes a new ticket and counts against `max`; a
+    /// re-registration was admitted before and does not.
     ///
     /// After this returns, the caller must issue a `SeqCst` fence and look
     /// for idle connections again before it parks.
-    pub fn register(&self, priority: i32, ticket: Option<u64>, max: usize) -> Result<Arc<Waiter>, RegisterError> {
+    pub fn register(
+        &self,
+        priority: i32,
+        ticket: Option<u64>,
+        max: usize,
+        starving: bool,
+    ) -> Result<Arc<Waiter>, RegisterError> {
         let mut q = self.queue.lock();
         if q.closed {
             return Err(RegisterError::Closed);
@@ -165,11 +239,17 @@ impl WaitQueue {
                 q.next_ticket
             }
         };
-        let waiter = Arc::new(Waiter { grant: AtomicU64::new(NONE), thread: current_thread(), priority, ticket });
+        let waiter = Arc::new(Waiter {
+            grant: AtomicU64::new(NONE),
+            thread: current_thread(),
+            priority,
+            ticket,
+            starving: AtomicBool::new(starving),
+        });
         let at = q.waiters.partition_point(|w| w.goes_before(priority, ticket));
         q.waiters.insert(at, Arc::clone(&waiter));
-        // Relaxed: see `len`; the lock orders it with other queue changes.
-        self.len.store(q.waiters.len(), Ordering::Relaxed);
+        q.starving += usize::from(starving);
+        self.publish(&q);
         Ok(waiter)
     }
 
@@ -178,10 +258,10 @@ impl WaitQueue {
     /// woken (see [`wake_one`](Self::wake_one)).
     pub fn hand_off(&self, grant: Grant) -> Result<(), Grant> {
         let mut q = self.queue.lock();
-        let Some(waiter) = q.waiters.pop_front() else {
+        let Some(waiter) = q.remove(0) else {
             return Err(grant);
         };
-        self.len.store(q.waiters.len(), Ordering::Relaxed);
+        self.publish(&q);
         if grant == Grant::Retry {
             // Relaxed: the woken waiter clears it after reading its grant,
             // which the lock and the grant's Release/Acquire order after this.
@@ -197,7 +277,8 @@ impl WaitQueue {
         Ok(())
     }
 
-    /// Unfair mode's release, after its push: wakes the oldest waiter with
+    /// A release that pushed its connection while nobody starves (`Fair`,
+    /// `Priority`, `Unfair`): wakes the oldest waiter with
     /// [`Grant::Retry`] to compete for a connection, unless a waiter woken
     /// so has not looked at the stacks yet (it will see the push; see
     /// [`woke`](Self::woke)). Waking one per release would mostly wake
@@ -217,27 +298,39 @@ impl WaitQueue {
         self.woken.store(false, Ordering::SeqCst);
     }
 
-    /// Parks until `waiter` is granted something or `deadline` passes.
+    /// Parks until `waiter` is granted something, `deadline` passes, or
+    /// (if given) `starve_at` passes, whichever comes first.
     ///
-    /// Returns `None` on timeout, with the waiter removed from the queue.
-    /// A grant that raced with the timeout is returned, never dropped.
-    pub fn wait(&self, waiter: &Arc<Waiter>, deadline: Instant) -> Option<Grant> {
+    /// At its deadline the waiter is taken off the queue; at `starve_at`
+    /// it is marked starving and stays queued. A grant that raced with
+    /// either is returned, never dropped.
+    pub fn wait(&self, waiter: &Arc<Waiter>, deadline: Instant, starve_at: Option<Instant>) -> Woke {
+        let wake_at = starve_at.map_or(deadline, |at| at.min(deadline));
         loop {
             // Acquire: pairs with the Release store of whoever granted it.
             if let Some(grant) = Grant::decode(waiter.grant.load(Ordering::Acquire)) {
-                return Some(grant);
+                return Woke::Granted(grant);
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= wake_at {
                 let mut q = self.queue.lock();
-                if let Some(at) = q.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
-                    q.waiters.remove(at);
-                    self.len.store(q.waiters.len(), Ordering::Relaxed);
-                    return None;
+                let Some(at) = q.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) else {
+                    // Off the queue, so granted: grants are stored under the lock.
+                    return Grant::decode(waiter.grant.load(Ordering::Acquire)).map_or(Woke::TimedOut, Woke::Granted);
+                };
+                if now >= deadline {
+                    q.remove(at);
+                    self.publish(&q);
+                    return Woke::TimedOut;
                 }
-                // Off the queue, so granted: grants are stored under the lock.
-                return Grant::decode(waiter.grant.load(Ordering::Acquire));
+                // Relaxed: changed only under the queue lock, which we hold.
+                if !waiter.starving.swap(true, Ordering::Relaxed) {
+                    q.starving += 1;
+                    self.publish(&q);
+                }
+                return Woke::Starving;
             }
-            park_until(deadline);
+            park_until(wake_at);
         }
     }
 
@@ -246,11 +339,12 @@ impl WaitQueue {
         let mut q = self.queue.lock();
         q.closed = true;
         let closed: Vec<_> = q.waiters.drain(..).collect();
+        q.starving = 0;
         for waiter in &closed {
             // Release: as in `hand_off`.
             waiter.grant.store(CLOSED, Ordering::Release);
         }
-        self.len.store(0, Ordering::Relaxed);
+        self.publish(&q);
         drop(q);
         for waiter in closed {
             waiter.thread.unpark();
@@ -274,13 +368,13 @@ mod tests {
     #[test]
     fn priority_order_is_highest_first_then_arrival() {
         let q = WaitQueue::new();
-        let low = q.register(0, None, 10).unwrap();
-        let high = q.register(5, None, 10).unwrap();
-        let low2 = q.register(0, None, 10).unwrap();
-        let high2 = q.register(5, None, 10).unwrap();
+        let low = q.register(0, None, 10, false).unwrap();
+        let high = q.register(5, None, 10, false).unwrap();
+        let low2 = q.register(0, None, 10, false).unwrap();
+        let high2 = q.register(5, None, 10, false).unwrap();
         for (i, w) in [&high, &high2, &low, &low2].into_iter().enumerate() {
             q.hand_off(Grant::Idle(i as u32)).unwrap();
-            assert_eq!(q.wait(w, Instant::now()), Some(Grant::Idle(i as u32)));
+            assert_eq!(q.wait(w, Instant::now(), None), Woke::Granted(Grant::Idle(i as u32)));
         }
         assert_eq!(q.hand_off(Grant::Retry), Err(Grant::Retry));
     }
@@ -288,34 +382,53 @@ mod tests {
     #[test]
     fn re_registering_with_a_ticket_keeps_the_place_and_skips_the_bound() {
         let q = WaitQueue::new();
-        let first = q.register(0, None, 2).unwrap();
+        let first = q.register(0, None, 2, false).unwrap();
         let ticket = first.ticket();
         q.hand_off(Grant::Retry).unwrap();
-        let second = q.register(0, None, 2).unwrap();
-        let _third = q.register(0, None, 2).unwrap();
-        let again = q.register(0, Some(ticket), 2).expect("already admitted");
+        let second = q.register(0, None, 2, false).unwrap();
+        let _third = q.register(0, None, 2, false).unwrap();
+        let again = q.register(0, Some(ticket), 2, false).expect("already admitted");
         q.hand_off(Grant::Idle(4)).unwrap();
-        assert_eq!(q.wait(&again, Instant::now()), Some(Grant::Idle(4)));
+        assert_eq!(q.wait(&again, Instant::now(), None), Woke::Granted(Grant::Idle(4)));
         q.hand_off(Grant::Idle(5)).unwrap();
-        assert_eq!(q.wait(&second, Instant::now()), Some(Grant::Idle(5)));
+        assert_eq!(q.wait(&second, Instant::now(), None), Woke::Granted(Grant::Idle(5)));
     }
 
     #[test]
     fn bound_and_close_are_enforced() {
         let q = WaitQueue::new();
-        let w = q.register(0, None, 1).unwrap();
-        assert_eq!(q.register(0, None, 1).unwrap_err(), RegisterError::Full);
+        let w = q.register(0, None, 1, false).unwrap();
+        assert_eq!(q.register(0, None, 1, false).unwrap_err(), RegisterError::Full);
         q.close();
-        assert_eq!(q.wait(&w, Instant::now() + Duration::from_secs(5)), Some(Grant::Closed));
-        assert_eq!(q.register(0, None, 1).unwrap_err(), RegisterError::Closed);
+        assert_eq!(q.wait(&w, Instant::now() + Duration::from_secs(5), None), Woke::Granted(Grant::Closed));
+        assert_eq!(q.register(0, None, 1, false).unwrap_err(), RegisterError::Closed);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn the_state_word_counts_waiters_and_flags_starvation() {
+        let q = WaitQueue::new();
+        let later = Instant::now() + Duration::from_secs(5);
+        let young = q.register(0, None, 4, false).unwrap();
+        assert_eq!(q.state(), ONE);
+        let old = q.register(0, None, 4, true).unwrap();
+        assert_eq!(q.state(), (2 * ONE) | STARVING);
+        // The young one's time comes: marked in place, still queued.
+        assert_eq!(q.wait(&young, later, Some(Instant::now())), Woke::Starving);
+        assert_eq!((q.len(), q.queue.lock().starving), (2, 2));
+        q.hand_off(Grant::Idle(0)).unwrap();
+        assert_eq!(q.wait(&young, later, None), Woke::Granted(Grant::Idle(0)));
+        assert_eq!(q.state(), ONE | STARVING, "one starving waiter left");
+        q.hand_off(Grant::Idle(1)).unwrap();
+        assert_eq!(q.wait(&old, later, None), Woke::Granted(Grant::Idle(1)));
+        assert_eq!(q.state(), 0, "nobody waits, nobody starves");
     }
 
     #[test]
     fn timeout_removes_the_waiter() {
         let q = WaitQueue::new();
-        let w = q.register(0, None, 4).unwrap();
-        assert_eq!(q.wait(&w, Instant::now() + Duration::from_millis(5)), None);
+        let w = q.register(0, None, 4, false).unwrap();
+        assert_eq!(q.wait(&w, Instant::now() + Duration::from_millis(5), None), Woke::TimedOut);
         assert_eq!(q.len(), 0);
         assert_eq!(q.hand_off(Grant::Idle(1)), Err(Grant::Idle(1)));
     }
