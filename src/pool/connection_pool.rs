@@ -19,7 +19,7 @@ use super::guard::PooledConnectionGuard;
 use super::hooks::Hook;
 use super::inner::Inner;
 use super::leak::{LeakDetector, LeakInfo};
-use super::slot;
+use super::slot::SlotState;
 use super::stats::{GaugeSource, Gauges, PoolStatistics, PoolStats};
 #[cfg(not(loom))]
 use super::upkeep::Registration;
@@ -234,12 +234,12 @@ impl<C: Send + 'static> ConnectionPool<C> {
 
     /// Idle connections.
     pub fn idle(&self) -> usize {
-        self.inner().count(slot::IDLE)
+        self.inner().count(SlotState::Idle)
     }
 
     /// Borrowed connections.
     pub fn active(&self) -> usize {
-        self.inner().count(slot::IN_USE)
+        self.inner().count(SlotState::InUse)
     }
 
     /// Threads waiting for a connection.

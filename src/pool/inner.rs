@@ -33,7 +33,7 @@ use super::home_shard::home_shard;
 use super::hooks::{Hook, Panicked, panic_message};
 use super::index_stack::IndexStack;
 use super::leak::{BorrowTrace, LeakDetector};
-use super::slot::{self, Slot};
+use super::slot::{self, Slot, SlotState};
 use super::stats::{AcquireProbe, PoolStats};
 use super::upkeep::Registration;
 use super::validator::ConnectionValidator;
@@ -156,7 +156,7 @@ impl<C: Send + 'static> Inner<C> {
             let index = inner.vacant.pop(&*inner.slots).expect("initial_size <= max_size");
             // On error `inner` is dropped, which closes what was created.
             let conn = inner.create_in(index)?;
-            inner.store(index, conn, slot::IDLE);
+            inner.store(index, conn, SlotState::Idle);
             inner.idle[n % inner.idle.len()].push(&*inner.slots, index);
         }
         Ok(inner)
@@ -268,7 +268,10 @@ impl<C: Send + 'static> Inner<C> {
                 if let Some(error) = self.gate.current_error() {
                     return Err(PoolError::Factory(error));
                 }
-                return Err(PoolError::PoolExhausted { active: self.count(slot::IN_USE), max: self.config.max_size });
+                return Err(PoolError::PoolExhausted {
+                    active: self.count(SlotState::InUse),
+                    max: self.config.max_size,
+                });
             }
             let start = *start.get_or_insert_with(Instant::now);
             let deadline = deadline_after(start, timeout);
@@ -419,7 +422,7 @@ impl<C: Send + 'static> Inner<C> {
         while !self.waiters.is_empty() {
             let grant = if let Some(index) = self.pop_idle(home) {
                 // Promised to a waiter: counted as borrowed from now on.
-                self.slots[index as usize].set_state(slot::IN_USE);
+                self.slots[index as usize].set_state(SlotState::InUse);
                 Grant::Idle(index)
             } else if let Some(index) = self.reserve_vacant() {
                 Grant::Vacant(index)
@@ -430,11 +433,11 @@ impl<C: Send + 'static> Inner<C> {
                 // The waiter left (timed out, or served by someone else).
                 match grant {
                     Grant::Idle(index) => {
-                        self.slots[index as usize].set_state(slot::IDLE);
+                        self.slots[index as usize].set_state(SlotState::Idle);
                         self.idle[home].push(&*self.slots, index);
                     }
                     Grant::Vacant(index) => {
-                        self.slots[index as usize].set_state(slot::VACANT);
+                        self.slots[index as usize].set_state(SlotState::Vacant);
                         self.vacant.push(&*self.slots, index);
                     }
                     Grant::Retry | Grant::Closed => {}
@@ -477,7 +480,7 @@ impl<C: Send + 'static> Inner<C> {
             return None;
         }
         let index = self.vacant.pop(&*self.slots)?;
-        self.slots[index as usize].set_state(slot::CREATING);
+        self.slots[index as usize].set_state(SlotState::Creating);
         Some(index)
     }
 
@@ -490,7 +493,7 @@ impl<C: Send + 'static> Inner<C> {
         // SAFETY: the caller popped `index` from an idle stack or was handed
         // it by the wait queue, so it owns the slot exclusively.
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
-        slot.set_state(slot::IN_USE);
+        slot.set_state(SlotState::InUse);
         if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
             self.reject(slot, conn);
             return None;
@@ -502,7 +505,7 @@ impl<C: Send + 'static> Inner<C> {
     #[cold]
     #[inline(never)]
     fn reject(&self, slot: &Slot<C>, conn: C) {
-        slot.set_state(slot::CLOSING);
+        slot.set_state(SlotState::Closing);
         self.close_connection(conn, slot.id(), CloseReason::Validation);
         // The caller creates in this slot or frees it; `free_slot` asks for
         // the refill. Asking here, with the slot still counted as live, let
@@ -551,7 +554,7 @@ impl<C: Send + 'static> Inner<C> {
     /// slot goes back to the vacant stack and the gate starts backing off.
     pub(super) fn create_in(&self, index: u32) -> Result<C> {
         let slot = &self.slots[index as usize];
-        slot.set_state(slot::CREATING);
+        slot.set_state(SlotState::Creating);
         let outcome = match self.caught(Hook::Create, || self.factory.create()) {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(PoolError::Factory(e))) => Err(e),
@@ -565,7 +568,7 @@ impl<C: Send + 'static> Inner<C> {
                 let now = self.epoch.elapsed();
                 self.tick(now);
                 slot.born(id, now, self.lifetime_for(id));
-                slot.set_state(slot::IN_USE);
+                slot.set_state(SlotState::InUse);
                 self.stats.record_created();
                 self.notify(Hook::OnCreate, |l| l.on_create(id));
                 if self.gate.on_success() {
@@ -699,7 +702,7 @@ impl<C: Send + 'static> Inner<C> {
         };
         // Open connections only: a slot left vacant (or being refilled)
         // still holds the counts of the connection it last had.
-        let open = self.slots.iter().filter(|s| matches!(s.state(), slot::IDLE | slot::IN_USE));
+        let open = self.slots.iter().filter(|s| matches!(s.state(), SlotState::Idle | SlotState::InUse));
         let (errors, borrows) = open.fold((0u64, 0u64), |(e, b), s| (e + s.errors(), b + s.borrows()));
         if borrows < ADAPTIVE_MIN_BORROWS {
             return 1.0;
@@ -744,7 +747,7 @@ impl<C: Send + 'static> Inner<C> {
     pub(crate) fn attach_leak_detector(&self, detector: LeakDetector) {
         *self.leaks.lock() = Some(detector);
         self.track_borrows.store(true, Ordering::Relaxed);
-        for slot in self.slots.iter().filter(|s| s.state() == slot::IN_USE) {
+        for slot in self.slots.iter().filter(|s| s.state() == SlotState::InUse) {
             // Who borrowed it, and when, is unknown: the borrow counts from
             // now. A slot returned meanwhile keeps this trace only until its
             // next borrow, which records its own (tracking is on now).
@@ -808,7 +811,7 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Stores a connection in its slot (not yet published), marked `state`.
     #[inline]
-    fn store(&self, index: u32, conn: C, state: u32) {
+    fn store(&self, index: u32, conn: C, state: SlotState) {
         let slot = &self.slots[index as usize];
         // SAFETY: the caller owns the slot (it leased or created it) and
         // publishes it only after this store.
@@ -829,13 +832,13 @@ impl<C: Send + 'static> Inner<C> {
     fn give_back_to(&self, index: u32, conn: C, home: usize) {
         if !self.may_barge() {
             // Promised to a waiter: counted as borrowed, never as idle.
-            self.store(index, conn, slot::IN_USE);
+            self.store(index, conn, SlotState::InUse);
             if self.waiters.hand_off(Grant::Idle(index)).is_ok() {
                 return;
             }
-            self.slots[index as usize].set_state(slot::IDLE);
+            self.slots[index as usize].set_state(SlotState::Idle);
         } else {
-            self.store(index, conn, slot::IDLE);
+            self.store(index, conn, SlotState::Idle);
         }
         self.idle[home].push(&*self.slots, index);
         // The releaser half of the handshake (see `wait_for_grant` and
@@ -856,7 +859,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Closes a connection the caller owns and frees its slot.
     pub(super) fn discard(&self, index: u32, conn: C, reason: CloseReason) {
         let slot = &self.slots[index as usize];
-        slot.set_state(slot::CLOSING);
+        slot.set_state(SlotState::Closing);
         self.close_connection(conn, slot.id(), reason);
         // Below min_size, freeing the slot asks for a refill now rather
         // than at the next scheduled pass.
@@ -876,7 +879,7 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Returns a slot to the vacant stack and serves waiters with it.
     pub(super) fn free_slot(&self, index: u32) {
-        self.slots[index as usize].set_state(slot::VACANT);
+        self.slots[index as usize].set_state(SlotState::Vacant);
         self.vacant.push(&*self.slots, index);
         // As in `give_back`, so a waiter never sleeps beside a vacant slot.
         releaser_fence();
@@ -925,7 +928,7 @@ impl<C: Send + 'static> Inner<C> {
         // the rest; a pass or job that pushes connections back after this
         // sees `closed` and closes them itself.
         if self.idle.iter().any(|stack| !stack.is_empty()) {
-            let closers = self.count(slot::IDLE).clamp(1, CLOSERS);
+            let closers = self.count(SlotState::Idle).clamp(1, CLOSERS);
             for _ in 0..closers {
                 self.spawn_job(CLOSER_THREAD_NAME, Starter::Close, |pool| pool.drain_idle());
             }
@@ -950,13 +953,13 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// How many slots are in `state` right now (a snapshot).
-    pub(crate) fn count(&self, state: u32) -> usize {
+    pub(crate) fn count(&self, state: SlotState) -> usize {
         self.slots.iter().filter(|s| s.state() == state).count()
     }
 
     /// Open and opening connections right now (a snapshot).
     pub(crate) fn live(&self) -> usize {
-        self.slots.iter().filter(|s| s.state() != slot::VACANT).count()
+        self.slots.iter().filter(|s| s.state() != SlotState::Vacant).count()
     }
 
     /// Idle, borrowed and live counts from one pass over the slots.
@@ -965,9 +968,9 @@ impl<C: Send + 'static> Inner<C> {
         for s in self.slots.iter() {
             census.loans += s.loans();
             match s.state() {
-                slot::VACANT => continue,
-                slot::IDLE => census.idle += 1,
-                slot::IN_USE => census.active += 1,
+                SlotState::Vacant => continue,
+                SlotState::Idle => census.idle += 1,
+                SlotState::InUse => census.active += 1,
                 _ => {}
             }
             census.live += 1;

@@ -7,13 +7,18 @@
 //! The state word and the metadata are atomics so that observers (`size()`,
 //! statistics, the admin API) can read them without taking ownership.
 //!
-//! | state      | connection cell | owned by                               |
-//! |------------|-----------------|----------------------------------------|
-//! | `VACANT`   | empty           | the vacant stack                       |
-//! | `CREATING` | empty           | its reserver: the creator, a granted waiter or a creation thread |
-//! | `IDLE`     | full            | an idle stack                          |
-//! | `IN_USE`   | moved to a guard, or full while handed to a waiter | a guard, or a woken waiter |
-//! | `CLOSING`  | empty (moved out) | the thread running `factory.close`   |
+//! | state      | connection cell | owned by                               | becomes |
+//! |------------|-----------------|----------------------------------------|---------|
+//! | `Vacant`   | empty           | the vacant stack                       | `Creating` |
+//! | `Creating` | empty           | its reserver: the creator, a granted waiter or a creation thread | `InUse`, `Vacant` |
+//! | `Idle`     | full            | an idle stack, or a pass inspecting it | `InUse`, `Closing` |
+//! | `InUse`    | moved to a guard, or full while handed to a waiter | a guard, or a woken waiter | `Idle`, `Closing` |
+//! | `Closing`  | empty (moved out) | the thread running `factory.close`   | `Vacant`, `Creating` |
+//!
+//! (A state may also be set again to itself.) `Closing` becomes `Creating`
+//! when a waiter whose granted connection failed validation creates a new
+//! one in its slot, keeping its turn. Debug builds check every transition
+//! against this table.
 
 use std::time::{Duration, Instant};
 
@@ -21,23 +26,54 @@ use super::index_stack::{Links, NIL};
 use super::leak::BorrowTrace;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, MutexGuard, Ordering, UnsafeCell};
 
-/// No connection; the slot is capacity waiting to be used.
-pub(crate) const VACANT: u32 = 0;
-/// Reserved for creating a connection (from the vacant stack's pop on).
-pub(crate) const CREATING: u32 = 1;
-/// Holds an idle connection.
-pub(crate) const IDLE: u32 = 2;
-/// Its connection is borrowed by a guard.
-pub(crate) const IN_USE: u32 = 3;
-/// Its connection is being closed.
-pub(crate) const CLOSING: u32 = 4;
+/// What a slot holds, and so who owns it (see the table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum SlotState {
+    /// No connection; the slot is capacity waiting to be used.
+    Vacant = 0,
+    /// Reserved for creating a connection (from the vacant stack's pop on).
+    Creating = 1,
+    /// Holds an idle connection.
+    Idle = 2,
+    /// Its connection is borrowed by a guard (or promised to a waiter).
+    InUse = 3,
+    /// Its connection is being closed.
+    Closing = 4,
+}
+
+impl SlotState {
+    fn from_word(word: u32) -> SlotState {
+        match word {
+            0 => SlotState::Vacant,
+            1 => SlotState::Creating,
+            2 => SlotState::Idle,
+            3 => SlotState::InUse,
+            _ => SlotState::Closing,
+        }
+    }
+
+    /// Whether the table above lets a slot in `self` become `next`.
+    fn may_become(self, next: SlotState) -> bool {
+        use SlotState::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Vacant, Creating)
+                    | (Creating, InUse | Vacant)
+                    | (Idle, InUse | Closing)
+                    | (InUse, Idle | Closing)
+                    | (Closing, Vacant | Creating)
+            )
+    }
+}
 
 /// A slot of the slab, padded to its own cache line so that threads
 /// holding neighbouring connections never share a line.
 pub(crate) struct Slot<C> {
     /// Link word for whichever [`IndexStack`](super::index_stack::IndexStack) holds this slot.
     next: AtomicU32,
-    /// One of the state constants above.
+    /// A [`SlotState`], as its discriminant.
     state: AtomicU32,
     /// The connection while the slot is `IDLE`.
     conn: UnsafeCell<Option<C>>,
@@ -74,7 +110,7 @@ impl<C> Slot<C> {
     pub(crate) fn new() -> Self {
         Slot {
             next: AtomicU32::new(NIL),
-            state: AtomicU32::new(VACANT),
+            state: AtomicU32::new(SlotState::Vacant as u32),
             conn: UnsafeCell::new(None),
             id: AtomicU64::new(0),
             created_nanos: AtomicU64::new(0),
@@ -90,16 +126,18 @@ impl<C> Slot<C> {
 
     /// The current state, for observers. Relaxed: a snapshot, not a claim.
     #[inline]
-    pub(crate) fn state(&self) -> u32 {
-        self.state.load(Ordering::Relaxed)
+    pub(crate) fn state(&self) -> SlotState {
+        SlotState::from_word(self.state.load(Ordering::Relaxed))
     }
 
-    /// Records a state change made by the slot's owner. Relaxed: ownership
-    /// itself moves through the stacks and the wait queue; this word only
-    /// tells observers what the owner is doing.
+    /// Records a state change made by the slot's owner (checked against
+    /// the module's table in debug builds). Relaxed: ownership itself moves
+    /// through the stacks and the wait queue; this word only tells
+    /// observers what the owner is doing.
     #[inline]
-    pub(crate) fn set_state(&self, state: u32) {
-        self.state.store(state, Ordering::Relaxed);
+    pub(crate) fn set_state(&self, next: SlotState) {
+        debug_assert!(self.state().may_become(next), "slot state {:?} cannot become {next:?}", self.state());
+        self.state.store(next as u32, Ordering::Relaxed);
     }
 
     /// Moves the idle connection out of the slot.

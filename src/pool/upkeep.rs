@@ -25,7 +25,7 @@ use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, end_reference};
 use super::maintenance::{Maintain, MaintenanceService, Task};
-use super::slot::{self, Slot, duration_nanos};
+use super::slot::{Slot, SlotState, duration_nanos};
 use crate::sync::{AtomicBool, Ordering, fence};
 
 /// Passes a surplus must persist before adaptive sizing shrinks it.
@@ -311,7 +311,7 @@ impl<C: Send + 'static> Inner<C> {
         keepalive: Option<u64>,
         live: usize,
     ) -> bool {
-        let idle: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].state() == slot::IDLE).collect();
+        let idle: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].state() == SlotState::Idle).collect();
         // Read after the states: each slot seen idle was returned before it.
         let seen_at = duration_nanos(self.epoch.elapsed());
         let mut due = false;
@@ -448,7 +448,7 @@ impl<C: Send + 'static> Inner<C> {
             return;
         }
         let Some(detector) = self.leaks.lock().clone() else { return };
-        for slot in self.slots.iter().filter(|s| s.state() == slot::IN_USE) {
+        for slot in self.slots.iter().filter(|s| s.state() == SlotState::InUse) {
             let mut trace = slot.peek_trace();
             let Some(t) = trace.as_mut() else { continue };
             if t.reported || now.saturating_duration_since(t.acquired) < detector.threshold() {
@@ -482,7 +482,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::time::{Duration, Instant};
 
-    use crate::pool::slot;
+    use crate::pool::slot::SlotState;
     use crate::pool::{CloseReason, ConnectionFactory, ConnectionPool, PoolConfig, Result};
 
     #[derive(Default)]
@@ -532,8 +532,8 @@ mod tests {
         let slot = &inner.slots[index as usize];
         // SAFETY: popped from an idle stack, so this test owns the slot.
         let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
-        slot.set_state(slot::IN_USE);
-        slot.set_state(slot::CLOSING);
+        slot.set_state(SlotState::InUse);
+        slot.set_state(SlotState::Closing);
         inner.close_connection(conn, slot.id(), CloseReason::Validation);
         // A pass now finds both slots taken: nothing to refill.
         inner.refill();
