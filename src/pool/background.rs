@@ -1,5 +1,5 @@
 //! Threads a pool starts for work that blocks in user code: a creation
-//! bounded by an acquire's deadline (`bounded_create`), the factory calls
+//! bounded by an acquire's deadline (`create`), the factory calls
 //! of a maintenance pass (`upkeep`), and closing idle connections at
 //! `close()`. Such work runs off the thread that asked for it, so that a
 //! factory that hangs delays neither an acquire past its timeout, nor the
@@ -143,31 +143,34 @@ pub(crate) enum Starter {
 }
 
 impl<C: Send + 'static> Inner<C> {
-    /// Runs `work` on a new thread named `name`, counted and holding a
-    /// reference on the pool; `false` (and `work` dropped unrun) if the pool
-    /// is closed and `starter` is not `close()`. If no thread can be
-    /// started, `work` runs on the caller's thread. Loom models run it
-    /// inline (a thread per job would only multiply the states explored).
-    pub(crate) fn spawn_job<W>(&self, name: &str, starter: Starter, work: W) -> bool
+    /// Runs `work(pool, payload)` on a new thread named `name`, counted and
+    /// holding a reference on the pool. `Err(payload)` (and `work` dropped
+    /// unrun) if the pool is closed and `starter` is not `close()`: the
+    /// payload, say a slot the job was to work in, is the caller's again.
+    /// If no thread can be started, `work` runs on the caller's thread.
+    /// Loom models run it inline (a thread per job would only multiply the
+    /// states explored).
+    pub(crate) fn spawn_job<P, W>(&self, name: &str, starter: Starter, payload: P, work: W) -> Result<(), P>
     where
-        W: FnOnce(&Inner<C>) + Send + 'static,
+        P: Send + 'static,
+        W: FnOnce(&Inner<C>, P) + Send + 'static,
     {
         if cfg!(loom) {
-            work(self);
-            return true;
+            work(self, payload);
+            return Ok(());
         }
         if !self.jobs.start(starter == Starter::Close, || self.refs.hold()) {
-            return false;
+            return Err(payload);
         }
         let ticket = Ticket { pool: NonNull::from(self), jobs: Arc::clone(&self.jobs) };
         // Shared with the thread, so the work is still here if it cannot start.
-        let job = Arc::new(parking_lot::Mutex::new(Some((ticket, work))));
+        let job = Arc::new(parking_lot::Mutex::new(Some((ticket, payload, work))));
         let theirs = Arc::clone(&job);
         let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
             ON_JOB_THREAD.with(|flag| flag.set(true));
             let job = theirs.lock().take();
-            if let Some((ticket, work)) = job {
-                work(ticket.pool());
+            if let Some((ticket, payload, work)) = job {
+                work(ticket.pool(), payload);
             }
         });
         match spawned {
@@ -178,11 +181,11 @@ impl<C: Send + 'static> Inner<C> {
                     self.config.name
                 );
                 let job = job.lock().take();
-                if let Some((ticket, work)) = job {
-                    work(ticket.pool());
+                if let Some((ticket, payload, work)) = job {
+                    work(ticket.pool(), payload);
                 }
             }
         }
-        true
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use super::engine::Detached;
 use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, Lease, end_reference};
@@ -19,8 +20,8 @@ use super::inner::{Inner, Lease, end_reference};
 /// Derefs to the connection. Returned to the pool on drop.
 pub struct PooledConnectionGuard<C: Send + 'static> {
     inner: NonNull<Inner<C>>,
-    conn: Option<C>,
-    slot: u32,
+    /// The connection and its slot, until the guard's drop gives them back.
+    held: Option<Held<C>>,
     /// The shard the connection goes back to: the acquiring thread's.
     home: u32,
     id: u64,
@@ -29,6 +30,12 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     close: Option<CloseReason>,
     /// When it was handed out, if an event listener wants hold times.
     acquired_at: Option<Instant>,
+}
+
+/// What a guard holds: its slot in the pool, and the connection from it.
+struct Held<C> {
+    slot: Detached,
+    conn: C,
 }
 
 // SAFETY: the guard owns a `C` and points at an `Inner<C>`, which is
@@ -44,8 +51,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     pub(crate) fn new(inner: NonNull<Inner<C>>, lease: Lease<C>, acquired_at: Option<Instant>) -> Self {
         PooledConnectionGuard {
             inner,
-            conn: Some(lease.conn),
-            slot: lease.slot,
+            held: Some(Held { slot: lease.slot, conn: lease.conn }),
             home: lease.home,
             id: lease.id,
             close: None,
@@ -60,16 +66,27 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
         unsafe { self.inner.as_ref() }
     }
 
+    #[inline]
+    fn held(&self) -> &Held<C> {
+        self.held.as_ref().expect("the connection is present until the guard is dropped")
+    }
+
+    /// The slot's index, for its metadata.
+    #[inline]
+    fn slot(&self) -> u32 {
+        self.held().slot.index()
+    }
+
     /// The connection.
     #[inline]
     pub fn connection(&self) -> &C {
-        self.conn.as_ref().expect("the connection is present until the guard is dropped")
+        &self.held().conn
     }
 
     /// The connection, mutably.
     #[inline]
     pub fn connection_mut(&mut self) -> &mut C {
-        self.conn.as_mut().expect("the connection is present until the guard is dropped")
+        &mut self.held.as_mut().expect("the connection is present until the guard is dropped").conn
     }
 
     /// The connection's id: unique over the pool's life, never reused.
@@ -80,12 +97,12 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
 
     /// Time since the connection was created.
     pub fn age(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.inner().created_at(self.slot))
+        Instant::now().saturating_duration_since(self.inner().created_at(self.slot()))
     }
 
     /// How many times this connection has been handed out, this time included.
     pub fn borrow_count(&self) -> u64 {
-        self.inner().borrows(self.slot)
+        self.inner().borrows(self.slot())
     }
 
     /// Marks the connection broken (say after an I/O error): it will be
@@ -98,13 +115,13 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// without closing it; `AgingPolicy::Adaptive` retires connections
     /// whose error rate passes its threshold.
     pub fn record_error(&self) {
-        self.inner().record_error(self.slot);
+        self.inner().record_error(self.slot());
     }
 
     /// Records the query the connection is running, for leak reports and
     /// the admin API's connection list.
     pub fn set_query(&self, query: impl Into<String>) {
-        self.inner().set_query(self.slot, query.into());
+        self.inner().set_query(self.slot(), query.into());
     }
 
     /// Whether [`mark_broken`](Self::mark_broken) was called.
@@ -122,18 +139,18 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
 
 impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
     fn drop(&mut self) {
-        let conn = self.conn.take();
+        let held = self.held.take();
         let inner = self.inner();
         // The acquirer's shard, even if another thread drops the guard: a
         // second `home_shard` lookup here cost more than that rare miss.
         let home = self.home as usize;
-        if let Some(conn) = conn {
+        if let Some(Held { slot, conn }) = held {
             if let Some(at) = self.acquired_at {
                 // Guarded: a panic here would skip the release (losing the
                 // slot for good), or abort a thread already unwinding.
                 inner.notify(Hook::OnRelease, |l| l.on_release(self.id, at.elapsed()));
             }
-            inner.release(self.slot, conn, self.close, home);
+            inner.release(slot, conn, self.close, home);
         }
         // SAFETY: this guard's reference (its slot's loan) is the one ended,
         // and the guard touches the pool no more.
@@ -160,7 +177,7 @@ impl<C: Send + fmt::Debug + 'static> fmt::Debug for PooledConnectionGuard<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledConnectionGuard")
             .field("id", &self.id)
-            .field("connection", &self.conn)
+            .field("connection", &self.held.as_ref().map(|h| &h.conn))
             .field("broken", &self.is_broken())
             .finish()
     }

@@ -2,22 +2,27 @@
 //!
 //! [`ConnectionPool`] hands out [`PooledConnectionGuard`]s; a
 //! [`ConnectionFactory`] makes the connections; [`PoolConfig`] says how
-//! many and how long to wait. The lock-free engine lives in the private
-//! modules, one concept each: `slot` (a connection's place in the slab),
-//! `index_stack` (the Treiber stacks of idle and vacant slots), `waiters`
-//! (the wait queue, the only slow path), `guard_refs` (keeping the pool
-//! alive for outstanding guards without a shared counter), `create_gate`
-//! (backoff while the factory fails), `bounded_create` (creating within an
-//! acquire's timeout), `background` (threads for work that blocks in user
-//! code), `hooks` (calling user code with its panics caught) and `inner`
-//! (acquire and release).
+//! many and how long to wait. The lock-free protocol is `engine`'s alone,
+//! built from `slot` (a connection's place in the slab), `index_stack`
+//! (the Treiber stacks of idle and vacant slots), `waiters` (the wait
+//! queue, the only slow path) and `create_gate` (backoff while the factory
+//! fails). `inner` is the pool's shared state, which `acquire`, `release`,
+//! `create`, `retirement`, `borrows`, `close` and `upkeep` (the maintenance
+//! pass) extend, one concern each. Around them: `guard_refs` (keeping the
+//! pool alive for outstanding guards without a shared counter),
+//! `background` (threads for work that blocks in user code) and `hooks`
+//! (calling user code with its panics caught).
 
+mod acquire;
 mod aging;
 mod background;
-mod bounded_create;
+mod borrows;
+mod close;
 mod config;
 mod connection_pool;
+mod create;
 mod create_gate;
+mod engine;
 mod error;
 mod events;
 mod factory;
@@ -29,6 +34,8 @@ pub(crate) mod index_stack;
 mod inner;
 mod leak;
 mod maintenance;
+mod release;
+mod retirement;
 mod slot;
 mod stats;
 mod upkeep;

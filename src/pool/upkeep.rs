@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::background::Starter;
+use super::engine::{Detached, Owned};
 use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, end_reference};
 use super::maintenance::{Maintain, MaintenanceService, Task};
 use super::slot::{Slot, SlotState, duration_nanos};
-use crate::sync::{AtomicBool, Ordering, fence};
+use crate::sync::{AtomicBool, Ordering};
 
 /// Passes a surplus must persist before adaptive sizing shrinks it.
 const SHRINK_AFTER_PASSES: u32 = 4;
@@ -147,7 +148,7 @@ impl<C: Send + 'static> Maintain for PoolJob<C> {
         }
         pool.maintain(now, self);
         let next = now + interval;
-        match pool.gate.retry_at() {
+        match pool.engine.gate().retry_at() {
             Some(retry) if retry < next && pool.live() < pool.config.min_size => retry,
             _ => next,
         }
@@ -160,9 +161,9 @@ impl<C: Send + 'static> Maintain for PoolJob<C> {
 #[derive(Debug, Default)]
 struct Upkeep {
     /// Idle connections the pass took out of the stacks, to close.
-    retire: Vec<(u32, CloseReason)>,
+    retire: Vec<(Detached, CloseReason)>,
     /// Idle connections the pass took out of the stacks, to validate.
-    check: Vec<u32>,
+    check: Vec<Detached>,
     /// Connections to create ahead of demand (adaptive sizing).
     grow: usize,
     /// Whether to create up to `min_size`.
@@ -207,7 +208,7 @@ impl<C: Send + 'static> Inner<C> {
             self.adapt(job, &mut work);
         }
         // Not while creation backs off: the job would find the gate shut.
-        let may_create = self.gate.retry_at().is_none_or(|at| at <= Instant::now());
+        let may_create = self.engine.gate().retry_at().is_none_or(|at| at <= Instant::now());
         work.refill = may_create && self.live() < self.config.min_size;
         if !work.is_empty() {
             self.start_upkeep(work);
@@ -217,15 +218,14 @@ impl<C: Send + 'static> Inner<C> {
     /// Hands `work` to a job of its own, or takes its connections back if
     /// the pool closed meanwhile (and closes them, seeing it closed).
     fn start_upkeep(&self, work: Upkeep) {
-        let owned: Vec<u32> = work.retire.iter().map(|&(i, _)| i).chain(work.check.iter().copied()).collect();
+        // Relaxed: read by the next pass, on this same thread.
         self.upkeep_running.store(true, Ordering::Relaxed);
         let name = format!("rdb-{}", self.config.name);
-        if !self.spawn_job(&name, Starter::Open, move |pool| pool.carry_out(work)) {
+        if let Err(work) = self.spawn_job(&name, Starter::Open, work, |pool, work| pool.carry_out(work)) {
             self.upkeep_running.store(false, Ordering::Relaxed);
-            for index in owned {
-                self.idle[0].push(&*self.slots, index);
-            }
-            self.after_push();
+            let held = work.retire.into_iter().map(|(d, _)| d).chain(work.check);
+            let owned = held.map(|d| self.engine.attach(d)).collect();
+            self.looked(self.engine.put_back(0, owned));
         }
     }
 
@@ -234,14 +234,15 @@ impl<C: Send + 'static> Inner<C> {
     /// pool closes it closes what it still holds and creates nothing.
     fn carry_out(&self, work: Upkeep) {
         let _done = UpkeepDone(&self.upkeep_running);
-        for (index, reason) in work.retire {
-            self.close_owned(index, if self.is_closed() { CloseReason::Shutdown } else { reason });
+        for (slot, reason) in work.retire {
+            self.close_owned(self.engine.attach(slot), if self.is_closed() { CloseReason::Shutdown } else { reason });
         }
-        for index in work.check {
+        for slot in work.check {
+            let owned = self.engine.attach(slot);
             if self.is_closed() {
-                self.close_owned(index, CloseReason::Shutdown);
+                self.close_owned(owned, CloseReason::Shutdown);
             } else {
-                self.keep_alive(index);
+                self.keep_alive(owned);
             }
         }
         for _ in 0..work.grow {
@@ -265,36 +266,31 @@ impl<C: Send + 'static> Inner<C> {
         if !self.anything_due(now, sightings, idle_limit, keepalive, live) {
             return;
         }
-        for stack in self.idle.iter() {
-            let mut popped = Vec::new();
-            while let Some(index) = stack.pop(&*self.slots) {
-                popped.push(index);
-            }
+        for shard in 0..self.shards() {
+            let popped = self.engine.take_idle(shard);
             // Read after the pops: each popped connection came back before it.
             let seen_at = duration_nanos(self.epoch.elapsed());
             let mut keep = Vec::with_capacity(popped.len());
-            for index in popped {
-                let slot = &self.slots[index as usize];
-                let idle_for = sightings[index as usize].idle_for(slot, seen_at);
+            for owned in popped {
+                let slot = owned.slot();
+                let idle_for = sightings[owned.index() as usize].idle_for(slot, seen_at);
                 // Keep-alive goes by the stamp: an early check costs nothing.
                 let unchecked_for = now.saturating_sub(slot.last_used_nanos());
                 if self.is_expired(slot, now) {
-                    work.retire.push((index, CloseReason::Lifetime));
+                    work.retire.push((owned.detach(), CloseReason::Lifetime));
                     live -= 1;
                 } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size {
-                    work.retire.push((index, CloseReason::Idle));
+                    work.retire.push((owned.detach(), CloseReason::Idle));
                     live -= 1;
                 } else if keepalive.is_some_and(|k| unchecked_for >= k) {
-                    work.check.push(index);
+                    work.check.push(owned.detach());
                 } else {
-                    keep.push(index);
+                    keep.push(owned);
                 }
             }
             // Reverse pop order restores the stack as it was.
-            for &index in keep.iter().rev() {
-                stack.push(&*self.slots, index);
-            }
-            self.after_push();
+            keep.reverse();
+            self.looked(self.engine.put_back(shard, keep));
         }
     }
 
@@ -311,13 +307,12 @@ impl<C: Send + 'static> Inner<C> {
         keepalive: Option<u64>,
         live: usize,
     ) -> bool {
-        let idle: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].state() == SlotState::Idle).collect();
+        let idle: Vec<_> = self.engine.slots().filter(|(_, s)| s.state() == SlotState::Idle).collect();
         // Read after the states: each slot seen idle was returned before it.
         let seen_at = duration_nanos(self.epoch.elapsed());
         let mut due = false;
-        for index in idle {
-            let slot = &self.slots[index];
-            let idle_for = sightings[index].idle_for(slot, seen_at);
+        for (index, slot) in idle {
+            let idle_for = sightings[index as usize].idle_for(slot, seen_at);
             due |= self.is_expired(slot, now)
                 || (idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size)
                 || keepalive.is_some_and(|k| now.saturating_sub(slot.last_used_nanos()) >= k);
@@ -325,42 +320,27 @@ impl<C: Send + 'static> Inner<C> {
         due
     }
 
-    /// Validates one idle connection the pass owns; puts it back or closes it.
-    fn keep_alive(&self, index: u32) {
-        let slot = &self.slots[index as usize];
-        // SAFETY: popped from an idle stack by this pass, so owned by it.
-        let Some(conn) = (unsafe { slot.take() }) else { return };
+    /// Validates one idle connection the pass took out; puts it back or
+    /// closes it.
+    fn keep_alive(&self, mut owned: Owned<'_, C>) {
+        let Some(conn) = owned.take() else { return self.free_slot(owned) };
         if self.is_valid_in(&conn, None) {
             // Stamped when the check ended, not when the pass began: a check
             // slower than the interval would otherwise come due again at once.
             let now = self.epoch.elapsed();
             self.tick(now);
-            slot.touch(duration_nanos(now));
-            self.give_back(index, conn);
+            owned.slot().touch(duration_nanos(now));
+            self.give_back(owned, conn);
         } else {
-            self.discard(index, conn, CloseReason::Validation);
+            self.discard(owned, conn, CloseReason::Validation);
         }
     }
 
-    /// Closes an idle connection the pass popped, freeing its slot.
-    fn close_owned(&self, index: u32, reason: CloseReason) {
-        let slot = &self.slots[index as usize];
-        // SAFETY: popped from an idle stack by this pass, so owned by it.
-        if let Some(conn) = unsafe { slot.take() } {
-            self.discard(index, conn, reason);
-        }
-    }
-
-    /// After pushing connections back: serve any thread that started
-    /// waiting while they were out (the releaser half of the handshake).
-    fn after_push(&self) {
-        // SeqCst: pairs with the waiter's fence in `wait_for_grant` and
-        // the closer's in `close`, as in `give_back`.
-        fence(Ordering::SeqCst);
-        if self.is_closed() {
-            self.drain_idle();
-        } else if !self.waiters.is_empty() {
-            self.serve_waiters();
+    /// Closes an idle connection the pass took out, freeing its slot.
+    fn close_owned(&self, mut owned: Owned<'_, C>, reason: CloseReason) {
+        match owned.take() {
+            Some(conn) => self.discard(owned, conn, reason),
+            None => self.free_slot(owned),
         }
     }
 
@@ -375,14 +355,14 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Creates one connection and makes it available. `false` if none could be.
     fn create_idle(&self) -> bool {
-        let Some(index) = self.reserve_vacant() else { return false };
-        match self.create_in(index) {
-            Ok(conn) if self.is_closed() => {
-                self.discard(index, conn, CloseReason::Shutdown);
+        let Some(owned) = self.engine.reserve_vacant() else { return false };
+        match self.create_in(owned) {
+            Ok((owned, conn)) if self.is_closed() => {
+                self.discard(owned, conn, CloseReason::Shutdown);
                 false
             }
-            Ok(conn) => {
-                self.give_back(index, conn);
+            Ok((owned, conn)) => {
+                self.give_back(owned, conn);
                 true
             }
             Err(_) => false,
@@ -426,20 +406,12 @@ impl<C: Send + 'static> Inner<C> {
     /// Takes up to `count` idle connections out of the stacks, least
     /// recently used first, for `work` to close.
     fn shrink(&self, count: usize, work: &mut Upkeep) {
-        let mut popped = Vec::new();
-        for stack in self.idle.iter() {
-            while let Some(index) = stack.pop(&*self.slots) {
-                popped.push(index);
-            }
-        }
-        popped.sort_by_key(|&i| self.slots[i as usize].last_used_nanos());
-        let keep = popped.split_off(count.min(popped.len()));
-        let home = &self.idle[0];
-        for &index in keep.iter().rev() {
-            home.push(&*self.slots, index);
-        }
-        self.after_push();
-        work.retire.extend(popped.into_iter().map(|index| (index, CloseReason::Idle)));
+        let mut popped: Vec<_> = (0..self.shards()).flat_map(|shard| self.engine.take_idle(shard)).collect();
+        popped.sort_by_key(|owned| owned.slot().last_used_nanos());
+        let mut keep = popped.split_off(count.min(popped.len()));
+        keep.reverse();
+        self.looked(self.engine.put_back(0, keep));
+        work.retire.extend(popped.into_iter().map(|owned| (owned.detach(), CloseReason::Idle)));
     }
 
     /// Reports connections borrowed for longer than the leak threshold, once each.
@@ -448,7 +420,7 @@ impl<C: Send + 'static> Inner<C> {
             return;
         }
         let Some(detector) = self.leaks.lock().clone() else { return };
-        for slot in self.slots.iter().filter(|s| s.state() == SlotState::InUse) {
+        for (_, slot) in self.engine.slots().filter(|(_, s)| s.state() == SlotState::InUse) {
             let mut trace = slot.peek_trace();
             let Some(t) = trace.as_mut() else { continue };
             if t.reported || now.saturating_duration_since(t.acquired) < detector.threshold() {
@@ -528,10 +500,9 @@ mod tests {
         let inner = pool.inner();
 
         // What `check_out` and `reject` do with a connection failing validation.
-        let index = inner.idle[0].pop(&*inner.slots).expect("an idle connection");
-        let slot = &inner.slots[index as usize];
-        // SAFETY: popped from an idle stack, so this test owns the slot.
-        let conn = unsafe { slot.take() }.expect("an idle slot holds a connection");
+        let mut owned = inner.engine.pop_any_idle().expect("an idle connection");
+        let conn = owned.take().expect("an idle slot holds a connection");
+        let slot = owned.slot();
         slot.set_state(SlotState::InUse);
         slot.set_state(SlotState::Closing);
         inner.close_connection(conn, slot.id(), CloseReason::Validation);
@@ -540,7 +511,7 @@ mod tests {
         assert_eq!(factory.0.load(SeqCst), 2);
         assert_eq!(inner.live(), 2);
 
-        inner.free_slot(index);
+        inner.free_slot(owned);
         assert!(
             eventually(|| pool.idle() == 2),
             "refilled long before the next scheduled pass: idle {}, size {}",
@@ -568,11 +539,11 @@ mod tests {
         let inner = pool.inner();
         assert_eq!(pool.size(), 0);
 
-        let index = inner.reserve_vacant().expect("a vacant slot");
+        let owned = inner.engine.reserve_vacant().expect("a vacant slot");
         assert_eq!(pool.size(), 1, "the reservation is counted at once");
         assert_eq!(pool.idle(), 0);
 
-        inner.free_slot(index);
+        inner.free_slot(owned);
         assert_eq!(pool.size(), 0, "and uncounted when it is given back unused");
     }
 }

@@ -1,0 +1,154 @@
+//! Release: a guard's connection comes back, is reset (and validated if
+//! configured, or if its thread is unwinding), and is given back to the
+//! pool, or closed; closing connections and freeing their slots.
+//!
+//! ```text
+//!  release ─► reset / validate ─► give back: hand to the oldest waiter (if it
+//!                                 must be) or push home shard, then look
+//!          └► closed, broken, expired ─► discard: factory.close, free the slot
+//! ```
+
+use std::time::Duration;
+
+use super::engine::{Detached, Owned};
+use super::events::CloseReason;
+use super::home_shard::home_shard;
+use super::hooks::Hook;
+use super::inner::Inner;
+use super::slot::{Slot, SlotState};
+use super::validator::ConnectionValidator;
+
+impl<C: Send + 'static> Inner<C> {
+    /// Takes back a guard's connection: recycled into the pool if it is
+    /// healthy and the pool open (onto shard `home`, the caller's), closed
+    /// otherwise (for `close`, if given).
+    #[inline]
+    pub(crate) fn release(&self, slot: Detached, mut conn: C, close: Option<CloseReason>, home: usize) {
+        let owned = self.engine.attach(slot);
+        let slot = owned.slot();
+        if let Some(trace) = slot.take_trace() {
+            self.returned(slot.id(), &trace);
+        }
+        if let Some(reason) = close {
+            self.discard(owned, conn, reason);
+        } else if self.is_closed() {
+            self.discard(owned, conn, CloseReason::Shutdown);
+        } else if let Err(reason) = self.recycle(&mut conn) {
+            self.discard(owned, conn, reason);
+        } else if self.retire_on_return && self.is_expired(slot, self.now_nanos()) {
+            self.discard(owned, conn, CloseReason::Lifetime);
+        } else {
+            slot.touch(self.now_nanos());
+            self.give_back_to(owned, conn, home);
+        }
+    }
+
+    /// Resets a returned connection, and validates it when configured or
+    /// when its guard was dropped during a panic (its state is unknown).
+    #[inline]
+    fn recycle(&self, conn: &mut C) -> std::result::Result<(), CloseReason> {
+        // A bool out of the closure, for the reason given in `is_valid_in`.
+        if !self.passes(Hook::Reset, || self.factory.reset(conn).is_ok()) {
+            return Err(CloseReason::Broken);
+        }
+        if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid_in(conn, None) {
+            return Err(CloseReason::Validation);
+        }
+        Ok(())
+    }
+
+    /// Validates through the configured validator (which may skip a
+    /// connection used within its bypass window), else the factory.
+    /// Inlined, so the common case (no validator: ask the factory) costs the
+    /// fast path no call of its own.
+    #[inline(always)]
+    pub(super) fn is_valid_in(&self, conn: &C, slot: Option<&Slot<C>>) -> bool {
+        let valid = match &self.config.validator {
+            Some(validator) => self.check_with_validator(validator, conn, slot),
+            // Reduced to a bool inside the closure: moving the whole
+            // `Result` out through `catch_unwind` re-read, as wide loads,
+            // bytes the callee had just written piecewise (a stall the
+            // store buffer cannot forward, about 5 ns per call).
+            None => self.passes(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
+        };
+        if !valid {
+            if let Some(slot) = slot {
+                slot.record_error();
+            }
+        }
+        valid
+    }
+
+    /// `is_valid_in` through a configured validator.
+    #[inline(never)]
+    fn check_with_validator(&self, validator: &ConnectionValidator, conn: &C, slot: Option<&Slot<C>>) -> bool {
+        // Tick first: on a stale clock, a connection idle for longer than the
+        // bypass window would look recently used and skip its check. (Its
+        // stamp may be stale too, which only errs toward checking.)
+        let since_use = slot.map(|s| {
+            self.tick(self.epoch.elapsed());
+            Duration::from_nanos(self.now_nanos().saturating_sub(s.last_used_nanos()))
+        });
+        validator.check_with(since_use, |query| match query {
+            Some(query) => {
+                self.passes(Hook::ValidateQuery, || matches!(self.factory.validate_query(conn, query), Ok(true)))
+            }
+            None => self.passes(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
+        })
+    }
+
+    /// Publishes an idle connection (see `Engine::give_back`) from this
+    /// thread's shard.
+    pub(super) fn give_back(&self, owned: Owned<'_, C>, conn: C) {
+        self.give_back_to(owned, conn, home_shard(self.shards()));
+    }
+
+    /// `give_back`, for a caller that knows its home shard already.
+    #[inline(always)]
+    pub(super) fn give_back_to(&self, owned: Owned<'_, C>, conn: C, home: usize) {
+        self.looked(self.engine.give_back(owned, conn, home));
+    }
+
+    /// Closes a connection the caller owns and frees its slot.
+    pub(super) fn discard(&self, owned: Owned<'_, C>, conn: C, reason: CloseReason) {
+        let slot = owned.slot();
+        slot.set_state(SlotState::Closing);
+        self.close_connection(conn, slot.id(), reason);
+        // Below min_size, freeing the slot asks for a refill now rather
+        // than at the next scheduled pass.
+        self.free_slot(owned);
+    }
+
+    pub(super) fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
+        self.stats.record_closed(reason);
+        self.notify(Hook::OnClose, |l| l.on_close(id, reason));
+        match self.guarded(Hook::Close, || self.factory.close(conn)) {
+            Some(Ok(())) => log::debug!("pool {:?}: closed connection {id} ({reason:?})", self.config.name),
+            Some(Err(e)) => log::warn!("pool {:?}: closing connection {id} ({reason:?}) failed: {e}", self.config.name),
+            // Counted and logged by `guarded`.
+            None => {}
+        }
+    }
+
+    /// Returns a slot to the vacant stack and serves waiters with it.
+    pub(super) fn free_slot(&self, owned: Owned<'_, C>) {
+        self.looked(self.engine.free(owned));
+        // Only now that the slot is vacant: a pass that looked while it was
+        // still counted as live skipped the refill and will not look again
+        // before its next scheduled run.
+        if self.config.min_size > 0 && self.live() < self.config.min_size && !self.is_closed() {
+            self.wake_maintenance();
+        }
+    }
+
+    /// Closes every idle connection.
+    pub(super) fn drain_idle(&self) {
+        while let Some(mut owned) = self.engine.pop_any_idle() {
+            match owned.take() {
+                Some(conn) => self.discard(owned, conn, CloseReason::Shutdown),
+                // An idle slot always holds its connection.
+                None => self.free_slot(owned),
+            }
+        }
+    }
+}
