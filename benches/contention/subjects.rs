@@ -1,21 +1,19 @@
-//! The pools under test, behind one small interface: rusty-db (fair,
-//! unfair, and through `CoreRuntime`), r2d2, and a mutex-and-condvar
-//! baseline, each over a null connection or SQLite.
+//! The pools under test, behind one small interface: rusty-db (in each
+//! queue mode, and through `CoreRuntime`), r2d2, and the textbook
+//! mutex-and-condvar pool on `std::sync` and on `parking_lot`, each over a
+//! null connection or SQLite. Every constructor takes the number of
+//! connections, so each point of the benchmark builds its pools alike.
 
 use std::hint::black_box;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
 use rusty_db::adapters::sqlite::{SqliteConnectionFactory, rusqlite};
 use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, QueueMode, Result};
 use rusty_db::runtime::CoreRuntime;
 
 use crate::workload::Workload;
-
-/// Connections in every pool.
-pub const CONNECTIONS: usize = 8;
 
 /// What a benchmark thread does with a connection it holds.
 pub trait Touch {
@@ -91,25 +89,27 @@ impl ConnectionFactory<NullConn> for NullFactory {
     }
 }
 
-fn rusty_config(mode: QueueMode) -> PoolConfig {
+/// A fixed-size pool: every connection open from the start, none opened later.
+fn rusty_config(mode: QueueMode, connections: usize) -> PoolConfig {
     PoolConfig::builder()
-        .min_size(CONNECTIONS)
-        .max_size(CONNECTIONS)
-        .initial_size(CONNECTIONS)
+        .min_size(connections)
+        .max_size(connections)
+        .initial_size(connections)
         .queue_mode(mode)
         .build()
         .expect("valid config")
 }
 
-/// A rusty-db pool of null connections.
-pub fn rusty_null(mode: QueueMode) -> ConnectionPool<NullConn> {
-    ConnectionPool::new(rusty_config(mode), Arc::new(NullFactory)).expect("pool")
+/// A rusty-db pool of `connections` null connections.
+pub fn rusty_null(mode: QueueMode, connections: usize) -> ConnectionPool<NullConn> {
+    ConnectionPool::new(rusty_config(mode, connections), Arc::new(NullFactory)).expect("pool")
 }
 
-/// A rusty-db pool of private in-memory SQLite databases.
-pub fn rusty_sqlite() -> ConnectionPool<rusqlite::Connection> {
-    ConnectionPool::new(rusty_config(QueueMode::Fair), Arc::new(SqliteConnectionFactory::new(":memory:")))
-        .expect("pool")
+/// A rusty-db pool (default queue mode) of `connections` private in-memory
+/// SQLite databases.
+pub fn rusty_sqlite(connections: usize) -> ConnectionPool<rusqlite::Connection> {
+    let factory = Arc::new(SqliteConnectionFactory::new(":memory:"));
+    ConnectionPool::new(rusty_config(QueueMode::Fair, connections), factory).expect("pool")
 }
 
 impl<C: Touch + Send + 'static> GuardPool for ConnectionPool<C> {
@@ -160,19 +160,21 @@ impl r2d2::ManageConnection for NullManager {
     }
 }
 
-fn r2d2_pool<M: r2d2::ManageConnection>(manager: M) -> r2d2::Pool<M> {
-    let size = CONNECTIONS as u32;
+/// A fixed-size r2d2 pool: `connections` open and kept open.
+fn r2d2_pool<M: r2d2::ManageConnection>(manager: M, connections: usize) -> r2d2::Pool<M> {
+    let size = u32::try_from(connections).expect("connections fit in u32");
     r2d2::Pool::builder().max_size(size).min_idle(Some(size)).build(manager).expect("r2d2 pool")
 }
 
-/// An r2d2 pool of null connections (r2d2's defaults: checked on checkout).
-pub fn r2d2_null() -> r2d2::Pool<NullManager> {
-    r2d2_pool(NullManager)
+/// An r2d2 pool of `connections` null connections (r2d2's defaults:
+/// checked on checkout).
+pub fn r2d2_null(connections: usize) -> r2d2::Pool<NullManager> {
+    r2d2_pool(NullManager, connections)
 }
 
-/// An r2d2_sqlite pool of private in-memory databases.
-pub fn r2d2_sqlite() -> r2d2::Pool<r2d2_sqlite::SqliteConnectionManager> {
-    r2d2_pool(r2d2_sqlite::SqliteConnectionManager::file(":memory:"))
+/// An r2d2_sqlite pool of `connections` private in-memory databases.
+pub fn r2d2_sqlite(connections: usize) -> r2d2::Pool<r2d2_sqlite::SqliteConnectionManager> {
+    r2d2_pool(r2d2_sqlite::SqliteConnectionManager::file(":memory:"), connections)
 }
 
 impl<M> GuardPool for r2d2::Pool<M>
@@ -188,60 +190,116 @@ where
     }
 }
 
-// === mutex baseline ===
+// === mutex baselines ===
+
+/// A lock over the idle connections, with a condition variable for
+/// waiters: the one part of [`MutexPool`] that differs between `std::sync`
+/// and `parking_lot`, so both run the same algorithm.
+pub trait Monitor: Sync {
+    fn new(idle: Vec<NullConn>) -> Self;
+    /// Pops an idle connection, waiting while there is none.
+    fn take(&self) -> NullConn;
+    /// Pushes a connection back and wakes one waiter.
+    fn put(&self, conn: NullConn);
+}
+
+/// [`Monitor`] on `std::sync::{Mutex, Condvar}`. Benchmark threads do not
+/// panic while holding the lock, and if one did the `Vec` would still be
+/// whole, so a poisoned lock is simply taken over.
+pub struct StdMonitor {
+    idle: std::sync::Mutex<Vec<NullConn>>,
+    returned: std::sync::Condvar,
+}
+
+impl Monitor for StdMonitor {
+    fn new(idle: Vec<NullConn>) -> Self {
+        StdMonitor { idle: std::sync::Mutex::new(idle), returned: std::sync::Condvar::new() }
+    }
+
+    #[inline]
+    fn take(&self) -> NullConn {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.returned.wait_while(idle, |idle| idle.is_empty()).unwrap_or_else(PoisonError::into_inner);
+        idle.pop().expect("not empty after the wait")
+    }
+
+    #[inline]
+    fn put(&self, conn: NullConn) {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+        self.returned.notify_one();
+    }
+}
+
+/// [`Monitor`] on `parking_lot::{Mutex, Condvar}`.
+pub struct ParkingLotMonitor {
+    idle: parking_lot::Mutex<Vec<NullConn>>,
+    returned: parking_lot::Condvar,
+}
+
+impl Monitor for ParkingLotMonitor {
+    fn new(idle: Vec<NullConn>) -> Self {
+        ParkingLotMonitor { idle: parking_lot::Mutex::new(idle), returned: parking_lot::Condvar::new() }
+    }
+
+    #[inline]
+    fn take(&self) -> NullConn {
+        let mut idle = self.idle.lock();
+        self.returned.wait_while(&mut idle, |idle| idle.is_empty());
+        idle.pop().expect("not empty after the wait")
+    }
+
+    #[inline]
+    fn put(&self, conn: NullConn) {
+        self.idle.lock().push(conn);
+        self.returned.notify_one();
+    }
+}
 
 /// The textbook pool: a `Vec` of idle connections behind one lock, and a
 /// condition variable for waiters.
-pub struct MutexPool {
-    idle: Mutex<Vec<NullConn>>,
-    returned: Condvar,
-}
+pub struct MutexPool<M>(M);
 
-impl MutexPool {
-    pub fn new() -> Self {
-        MutexPool { idle: Mutex::new((0..CONNECTIONS).map(|_| NullConn(0)).collect()), returned: Condvar::new() }
+impl<M: Monitor> MutexPool<M> {
+    pub fn new(connections: usize) -> Self {
+        MutexPool(M::new((0..connections).map(|_| NullConn(0)).collect()))
     }
 }
 
 /// A connection borrowed from a [`MutexPool`].
-pub struct MutexGuard<'a> {
-    pool: &'a MutexPool,
+pub struct MutexGuard<'a, M: Monitor> {
+    pool: &'a MutexPool<M>,
     conn: Option<NullConn>,
 }
 
-impl Deref for MutexGuard<'_> {
+impl<M: Monitor> Deref for MutexGuard<'_, M> {
     type Target = NullConn;
     fn deref(&self) -> &NullConn {
         self.conn.as_ref().expect("present until drop")
     }
 }
 
-impl DerefMut for MutexGuard<'_> {
+impl<M: Monitor> DerefMut for MutexGuard<'_, M> {
     fn deref_mut(&mut self) -> &mut NullConn {
         self.conn.as_mut().expect("present until drop")
     }
 }
 
-impl Drop for MutexGuard<'_> {
+impl<M: Monitor> Drop for MutexGuard<'_, M> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.idle.lock().push(conn);
-            self.pool.returned.notify_one();
+            self.pool.0.put(conn);
         }
     }
 }
 
-impl GuardPool for MutexPool {
+impl<M: Monitor> GuardPool for MutexPool<M> {
     type Conn = NullConn;
-    type Guard<'a> = MutexGuard<'a>;
+    type Guard<'a>
+        = MutexGuard<'a, M>
+    where
+        M: 'a;
     #[inline]
-    fn get(&self) -> MutexGuard<'_> {
-        let mut idle = self.idle.lock();
-        loop {
-            if let Some(conn) = idle.pop() {
-                return MutexGuard { pool: self, conn: Some(conn) };
-            }
-            self.returned.wait(&mut idle);
-        }
+    fn get(&self) -> MutexGuard<'_, M> {
+        MutexGuard { pool: self, conn: Some(self.0.take()) }
     }
 }

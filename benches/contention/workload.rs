@@ -157,9 +157,15 @@ const WARMING: u8 = 0;
 const MEASURING: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// Runs `workload` on `threads` threads against `driver` for a warm-up of
-/// a quarter of `duration` (at most 250 ms; nothing is counted), then for
-/// `duration`.
+/// The warm-up before a case of `duration` is measured, nothing counted:
+/// a quarter of `duration`, at most 250 ms, so every thread is running and
+/// the pool has settled.
+pub fn warm_up(duration: Duration) -> Duration {
+    (duration / 4).min(Duration::from_millis(250))
+}
+
+/// Runs `workload` on `threads` threads against `driver` for a
+/// [`warm_up`], then for `duration`.
 pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: Duration) -> Outcome {
     let phase = AtomicU8::new(WARMING);
     let start_line = Barrier::new(threads + 1);
@@ -196,7 +202,7 @@ pub fn run<D: Driver>(driver: &D, workload: Workload, threads: usize, duration: 
             })
             .collect();
         start_line.wait();
-        std::thread::sleep((duration / 4).min(Duration::from_millis(250)));
+        std::thread::sleep(warm_up(duration));
         let switches_before = Switches::now();
         phase.store(MEASURING, Ordering::Relaxed);
         let started = Instant::now();
