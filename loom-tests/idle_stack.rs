@@ -70,3 +70,43 @@ fn idle_stack_push_pop_steal_keeps_each_index_once() {
         assert_eq!(seen, [true; 3], "an index was lost");
     });
 }
+
+/// The ABA case the head's generation tag exists for: one thread reads the
+/// head (1 over 0) and stalls; another pops 1, pops 0 and pushes 1 back;
+/// the first thread's CAS must now fail, or it would make 0, which the
+/// second thread holds, the top of the stack again.
+#[test]
+fn a_stalled_pop_never_reinstates_an_index_popped_since() {
+    common::model(|| {
+        let shards = Arc::new(Shards {
+            links: (0..2).map(|_| AtomicU32::new(NIL)).collect(),
+            a: IndexStack::new(),
+            b: IndexStack::new(),
+        });
+        shards.a.push(&*shards.links, 0);
+        shards.a.push(&*shards.links, 1);
+
+        let stalled = {
+            let s = Arc::clone(&shards);
+            thread::spawn(move || s.a.pop(&*s.links))
+        };
+        let busy = {
+            let s = Arc::clone(&shards);
+            thread::spawn(move || {
+                let first = s.a.pop(&*s.links);
+                let second = s.a.pop(&*s.links);
+                if let Some(i) = first {
+                    s.a.push(&*s.links, i);
+                }
+                second
+            })
+        };
+        let mut held: Vec<u32> =
+            [stalled.join().expect("stalled"), busy.join().expect("busy")].into_iter().flatten().collect();
+        while let Some(i) = shards.a.pop(&*shards.links) {
+            held.push(i);
+        }
+        held.sort_unstable();
+        assert_eq!(held, [0, 1], "each index exactly once: held by a thread or on the stack");
+    });
+}

@@ -217,6 +217,14 @@ impl<C> Engine<C> {
         self.waiters.state() & self.queue_mask == 0
     }
 
+    /// Whether a releaser must hand its connection straight to the front
+    /// waiter (or serve the waiters with it) rather than push it and wake
+    /// one to compete: exactly when a newcomer may not take it.
+    #[inline(always)]
+    fn must_hand_off(&self) -> bool {
+        self.waiters.state() & self.queue_mask != 0
+    }
+
     // === taking ===
 
     /// Pops an idle slot from shard `home` only (the fast path).
@@ -292,7 +300,7 @@ impl<C> Engine<C> {
     /// shard `home`, then looks (see `published`).
     #[inline(always)]
     pub(crate) fn give_back(&self, mut owned: Owned<'_, C>, conn: C, home: usize) -> Looked {
-        if !self.may_barge() {
+        if self.must_hand_off() {
             // Promised to a waiter: counted as borrowed, never as idle.
             owned.put(conn, SlotState::InUse);
             if self.waiters.hand_off(Grant::Idle(owned.index)).is_ok() {
@@ -341,12 +349,12 @@ impl<C> Engine<C> {
         if self.waiters.is_empty() {
             return Looked::Done;
         }
-        if self.may_barge() {
+        if self.must_hand_off() {
+            self.serve_waiters()
+        } else {
             // Nobody must be served: wake the oldest waiter to compete.
             self.waiters.wake_one();
             Looked::Done
-        } else {
-            self.serve_waiters()
         }
     }
 
