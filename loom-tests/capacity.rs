@@ -1,5 +1,6 @@
 //! Loom model: reserving vacant slots at capacity never opens more than
-//! `max_size` connections, not even for an instant (DESIGN invariant 2).
+//! `max_size` connections, not even for an instant (invariant 2 of
+//! `rusty_db::pool::invariants`).
 #![cfg(loom)]
 
 #[path = "common.rs"]

@@ -1,4 +1,5 @@
-//! Loom model: `close()` racing acquire and release (DESIGN invariant 5):
+//! Loom model: `close()` racing acquire and release (invariant 5 of
+//! `rusty_db::pool::invariants`):
 //! waiters wake with `PoolClosed`, and every connection ends up closed,
 //! whichever side wins.
 #![cfg(loom)]

@@ -1,5 +1,5 @@
-//! Loom models of the wait path's fairness and its races (DESIGN
-//! invariants 1, 3 and 7): a starving waiter is not overtaken by a
+//! Loom models of the wait path's fairness and its races (invariants 1, 3
+//! and 7 of `rusty_db::pool::invariants`): a starving waiter is not overtaken by a
 //! newcomer that saw it wait; a grant is never dropped or given twice when
 //! a waiter's timeout, a hand-off and `close()` race.
 //!

@@ -1,6 +1,6 @@
 //! Loom model: a release racing a thread that is about to wait never
 //! leaves the waiter asleep beside an idle connection (no lost wake-up,
-//! DESIGN invariant 3), in every queue mode, including unfair mode's
+//! invariant 3 of `rusty_db::pool::invariants`), in every queue mode, including unfair mode's
 //! one-woken-waiter-at-a-time rule.
 //!
 //! Loom has no clock, so a lost wake-up shows up as a deadlock: the

@@ -32,6 +32,7 @@ pub(crate) mod home_shard;
 mod hooks;
 pub(crate) mod index_stack;
 mod inner;
+pub mod invariants;
 mod leak;
 mod maintenance;
 mod release;
