@@ -1,7 +1,7 @@
 //! Loom model: a release racing a thread that is about to wait never
 //! leaves the waiter asleep beside an idle connection (no lost wake-up,
-//! invariant 3 of `rusty_db::pool::invariants`), in every queue mode, including unfair mode's
-//! one-woken-waiter-at-a-time rule.
+//! invariant 3 of `rusty_db::pool::invariants`), in every queue mode,
+//! including the one-woken-waiter-at-a-time rule of barging releases.
 //!
 //! Loom has no clock, so a lost wake-up shows up as a deadlock: the
 //! waiter parks and nobody is left to notify it.
