@@ -98,4 +98,6 @@ pub mod loom_internals {
     pub use crate::pool::guard_refs::GuardRefs;
     pub use crate::pool::index_stack::{IndexStack, NIL};
     pub use crate::pool::waiters::{Grant, WaitQueue};
+    pub use crate::runtime::lanes::{Job, Lanes};
+    pub use crate::sync::Parker;
 }

@@ -32,10 +32,125 @@ use std::time::Instant;
 /// Loom models `SeqCst` accesses as `AcqRel` only, so it would report a lost
 /// wake-up that cannot happen. Under loom this is a real `SeqCst` fence:
 /// the models check the fenced protocol, which implies the unfenced one.
+///
+/// The runtime's lanes use it the same way, after each `SeqCst`
+/// read-modify-write that is followed by a `SeqCst` load of the other
+/// side's word (a place reserved then `shut` read; a place given back then
+/// `blocked` read; `blocked` counted then the places read).
 #[inline(always)]
 pub(crate) fn releaser_fence() {
     #[cfg(loom)]
     fence(Ordering::SeqCst);
+}
+
+/// Lets another thread run (the lanes' shutdown drain spins on it).
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
+
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+
+/// The runtime's job queues and worker parking: crossbeam's lock-free
+/// `Injector` and `Parker`, or under loom the small stand-ins below, which
+/// keep their API (a FIFO any thread may steal from; a park token) on
+/// loom's primitives so that the lanes' handshakes can be model-checked.
+#[cfg(not(loom))]
+pub(crate) use crossbeam_deque::{Injector, Steal};
+#[cfg(not(loom))]
+pub(crate) use crossbeam_utils::sync::{Parker, Unparker};
+
+#[cfg(loom)]
+pub use loom_stand_ins::{Injector, Parker, Steal, Unparker};
+
+#[cfg(loom)]
+mod loom_stand_ins {
+    use std::collections::VecDeque;
+
+    use loom::sync::{Arc, Condvar, Mutex};
+
+    /// `crossbeam_deque::Steal`, as far as the lanes use it.
+    pub enum Steal<T> {
+        /// Nothing to take.
+        Empty,
+        /// Took this.
+        Success(T),
+        /// Lost a race: try again (the stand-in never does).
+        #[allow(dead_code)]
+        Retry,
+    }
+
+    /// `crossbeam_deque::Injector` as a locked FIFO.
+    pub struct Injector<T>(Mutex<VecDeque<T>>);
+
+    impl<T> Injector<T> {
+        /// An empty queue.
+        pub fn new() -> Self {
+            Injector(Mutex::new(VecDeque::new()))
+        }
+
+        /// Queues `value` last.
+        pub fn push(&self, value: T) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(value);
+        }
+
+        /// Takes the first value.
+        pub fn steal(&self) -> Steal<T> {
+            match self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                Some(value) => Steal::Success(value),
+                None => Steal::Empty,
+            }
+        }
+    }
+
+    struct Token {
+        set: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    /// `crossbeam_utils::sync::Parker`: `park` takes the token `unpark` set.
+    pub struct Parker {
+        unparker: Unparker,
+    }
+
+    /// `crossbeam_utils::sync::Unparker`.
+    #[derive(Clone)]
+    pub struct Unparker(Arc<Token>);
+
+    impl Default for Parker {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Parker {
+        /// A parker without a token.
+        pub fn new() -> Self {
+            Parker { unparker: Unparker(Arc::new(Token { set: Mutex::new(false), cv: Condvar::new() })) }
+        }
+
+        /// Blocks until the token is set, and takes it.
+        pub fn park(&self) {
+            let token = &self.unparker.0;
+            let mut set = token.set.lock().unwrap_or_else(|e| e.into_inner());
+            while !*set {
+                set = token.cv.wait(set).unwrap_or_else(|e| e.into_inner());
+            }
+            *set = false;
+        }
+
+        /// The handle that sets the token.
+        pub fn unparker(&self) -> &Unparker {
+            &self.unparker
+        }
+    }
+
+    impl Unparker {
+        /// Sets the token, waking the parked thread if there is one.
+        pub fn unpark(&self) {
+            *self.0.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.0.cv.notify_one();
+        }
+    }
 }
 
 /// A handle to a thread (to unpark it), and the current thread's.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crossbeam_utils::sync::Parker;
+use crate::sync::Parker;
 
 use super::core_runtime::{CoreRuntime, Shared};
 use super::error::RuntimeError;

@@ -27,21 +27,27 @@
 //!   then reads `shut` (and gives the place back if set); a worker exits
 //!   only when it has read `shut` and then found every count at zero. So a
 //!   job is either refused or run, never stranded.
+//!
+//! The room and shutdown handshakes rest on the total order of `SeqCst`
+//! operations (a read-modify-write, then a load of the other side's word);
+//! `releaser_fence` after each is free on hardware and lets loom, which
+//! models `SeqCst` accesses as `AcqRel`, check them (`loom-tests/lanes.rs`,
+//! over stand-ins for crossbeam's queue and parker; see `sync`).
 
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::{Injector, Steal};
-use crossbeam_utils::sync::{Parker, Unparker};
-
 use super::error::RuntimeError;
 use crate::pool::ConnectionPool;
-use crate::sync::{AtomicBool, AtomicUsize, CachePadded, Condvar, Mutex, Ordering, fence};
+use crate::sync::{
+    AtomicBool, AtomicUsize, CachePadded, Condvar, Injector, Mutex, Ordering, Parker, Steal, Unparker, fence,
+    releaser_fence, yield_now,
+};
 
 /// A queued job: runs once on some worker, with the runtime's pool.
-pub(crate) type Job<C> = Box<dyn FnOnce(&ConnectionPool<C>) + Send>;
+pub type Job<C> = Box<dyn FnOnce(&ConnectionPool<C>) + Send>;
 
 /// A job and the lane whose count it holds a place in.
-pub(crate) struct Task<C: Send + 'static> {
+pub struct Task<C: Send + 'static> {
     lane: usize,
     pub(crate) job: Job<C>,
 }
@@ -57,7 +63,7 @@ struct Lane<C: Send + 'static> {
 }
 
 /// Every worker's lane, and the state they share.
-pub(crate) struct Lanes<C: Send + 'static> {
+pub struct Lanes<C: Send + 'static> {
     lanes: Box<[CachePadded<Lane<C>>]>,
     capacity: usize,
     shut: AtomicBool,
@@ -73,7 +79,7 @@ const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 impl<C: Send + 'static> Lanes<C> {
     /// One lane per unparker, each holding up to `capacity` jobs.
-    pub(crate) fn new(unparkers: Vec<Unparker>, capacity: usize) -> Self {
+    pub fn new(unparkers: Vec<Unparker>, capacity: usize) -> Self {
         let lanes = unparkers
             .into_iter()
             .map(|unparker| {
@@ -114,7 +120,7 @@ impl<C: Send + 'static> Lanes<C> {
     /// Queues `job` on lane `home`, or the next lane with room. When every
     /// lane is full, waits for room if `wait`, else fails with `QueueFull`.
     /// Fails with `ShutDown` once [`shut_down`](Self::shut_down) has begun.
-    pub(crate) fn push(&self, home: usize, job: Job<C>, wait: bool) -> Result<(), RuntimeError> {
+    pub fn push(&self, home: usize, job: Job<C>, wait: bool) -> Result<(), RuntimeError> {
         loop {
             if let Some(lane) = self.reserve(home)? {
                 self.lanes[lane].jobs.push(Task { lane, job });
@@ -138,6 +144,7 @@ impl<C: Send + 'static> Lanes<C> {
                 // SeqCst: the submitter half of the shutdown handshake; our
                 // reservation (a SeqCst RMW) comes first, so either this load
                 // sees `shut` or the exiting workers see our place taken.
+                releaser_fence();
                 if self.shut.load(Ordering::SeqCst) {
                     self.give_back_place(lane);
                     return Err(RuntimeError::ShutDown);
@@ -174,6 +181,7 @@ impl<C: Send + 'static> Lanes<C> {
         // SeqCst: the worker half of the room handshake, ordered before the
         // read of `blocked`; pairs with the SeqCst increment in `wait_for_room`.
         self.lanes[lane].queued.fetch_sub(1, Ordering::SeqCst);
+        releaser_fence();
         if self.blocked.load(Ordering::SeqCst) != 0 {
             let _room = self.room_lock.lock();
             self.room.notify_one();
@@ -218,6 +226,7 @@ impl<C: Send + 'static> Lanes<C> {
         // SeqCst: the submitter half of the room handshake: counted before
         // we look at the counts; pairs with `give_back_place`.
         self.blocked.fetch_add(1, Ordering::SeqCst);
+        releaser_fence();
         if !self.has_room() && !self.shut.load(Ordering::SeqCst) {
             self.room.wait_until(&mut room, Instant::now() + ROOM_RECHECK);
         }
@@ -233,7 +242,7 @@ impl<C: Send + 'static> Lanes<C> {
     /// The next job for worker `me`: its own lane first, then the others';
     /// parks while there is none. `None` once the runtime shuts down and
     /// every lane is empty: the worker should exit.
-    pub(crate) fn next(&self, me: usize, parker: &Parker) -> Option<Task<C>> {
+    pub fn next(&self, me: usize, parker: &Parker) -> Option<Task<C>> {
         let lane = &self.lanes[me];
         loop {
             if let Some(task) = self.find(me) {
@@ -242,12 +251,13 @@ impl<C: Send + 'static> Lanes<C> {
             // SeqCst: the worker half of the shutdown handshake: `shut` is
             // read before the counts (see `reserve`).
             if self.shut.load(Ordering::SeqCst) {
+                releaser_fence();
                 if self.lanes.iter().all(|lane| lane.queued.load(Ordering::SeqCst) == 0) {
                     return None;
                 }
                 // A submitter reserved a place before the shutdown and is
                 // still pushing: its job is ours to run.
-                std::thread::yield_now();
+                yield_now();
                 continue;
             }
             // Relaxed: ordered by the fence below.
@@ -290,7 +300,7 @@ impl<C: Send + 'static> Lanes<C> {
 
     /// Refuses new jobs and wakes every worker (to drain the lanes and exit)
     /// and every submitter waiting for room. Idempotent.
-    pub(crate) fn shut_down(&self) {
+    pub fn shut_down(&self) {
         // SeqCst: the closer half of the shutdown handshake (see `reserve`).
         self.shut.store(true, Ordering::SeqCst);
         for lane in self.lanes.iter() {

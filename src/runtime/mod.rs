@@ -20,7 +20,7 @@ mod builder;
 mod core_runtime;
 mod error;
 mod job_handle;
-mod lanes;
+pub(crate) mod lanes;
 mod shard_policy;
 mod worker;
 

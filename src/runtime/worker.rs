@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::sync::Parker;
+use crate::sync::Parker;
 
 use super::core_runtime::Shared;
 use crate::pool::home_shard::{bind_current_thread, usable_cpus};
