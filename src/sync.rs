@@ -52,8 +52,9 @@ pub(crate) use loom::thread::yield_now;
 
 /// The runtime's job queues and worker parking: crossbeam's lock-free
 /// `Injector` and `Parker`, or under loom the small stand-ins below, which
-/// keep their API (a FIFO any thread may steal from; a park token) on
-/// loom's primitives so that the lanes' handshakes can be model-checked.
+/// keep their API (a lock-free queue any thread may steal from; a park
+/// token) on loom's primitives so that the lanes' handshakes can be
+/// model-checked.
 #[cfg(not(loom))]
 pub(crate) use crossbeam_deque::{Injector, Steal};
 #[cfg(not(loom))]
@@ -64,8 +65,7 @@ pub use loom_stand_ins::{Injector, Parker, Steal, Unparker};
 
 #[cfg(loom)]
 mod loom_stand_ins {
-    use std::collections::VecDeque;
-
+    use loom::sync::atomic::{AtomicPtr, Ordering};
     use loom::sync::{Arc, Condvar, Mutex};
 
     /// `crossbeam_deque::Steal`, as far as the lanes use it.
@@ -79,25 +79,65 @@ mod loom_stand_ins {
         Retry,
     }
 
-    /// `crossbeam_deque::Injector` as a locked FIFO.
-    pub struct Injector<T>(Mutex<VecDeque<T>>);
+    /// `crossbeam_deque::Injector`, lock-free as the real one is, so that a
+    /// push and a steal order nothing but through their own atomics (a
+    /// lock would synchronize them and hide a missing handshake fence): a
+    /// Treiber stack whose nodes are never freed (so no pop reads a freed
+    /// node and no address comes back: no ABA). Models are small; the leak
+    /// is bounded by their pushes.
+    pub struct Injector<T> {
+        head: AtomicPtr<Node<T>>,
+    }
+
+    struct Node<T> {
+        value: std::cell::Cell<Option<T>>,
+        next: *mut Node<T>,
+    }
+
+    // SAFETY: a node's value is taken once, by the one pop whose CAS
+    // unlinked it; `next` is written before the node is published.
+    unsafe impl<T: Send> Sync for Injector<T> {}
+    // SAFETY: as above; the queue owns values of a `Send` type.
+    unsafe impl<T: Send> Send for Injector<T> {}
 
     impl<T> Injector<T> {
         /// An empty queue.
         pub fn new() -> Self {
-            Injector(Mutex::new(VecDeque::new()))
+            Injector { head: AtomicPtr::new(std::ptr::null_mut()) }
         }
 
-        /// Queues `value` last.
+        /// Queues `value`.
         pub fn push(&self, value: T) {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(value);
+            let node =
+                Box::into_raw(Box::new(Node { value: std::cell::Cell::new(Some(value)), next: std::ptr::null_mut() }));
+            let mut head = self.head.load(Ordering::Relaxed);
+            loop {
+                // SAFETY: `node` is ours until the CAS below publishes it.
+                unsafe { (*node).next = head };
+                // Release: publishes the node's fields to the pop that takes it.
+                match self.head.compare_exchange(head, node, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => return,
+                    Err(actual) => head = actual,
+                }
+            }
         }
 
-        /// Takes the first value.
+        /// Takes a value.
         pub fn steal(&self) -> Steal<T> {
-            match self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
-                Some(value) => Steal::Success(value),
-                None => Steal::Empty,
+            // Acquire: pairs with the push that published the node.
+            let mut head = self.head.load(Ordering::Acquire);
+            loop {
+                if head.is_null() {
+                    return Steal::Empty;
+                }
+                // SAFETY: nodes are never freed, and `next` was written
+                // before the node was published.
+                let next = unsafe { (*head).next };
+                match self.head.compare_exchange(head, next, Ordering::Acquire, Ordering::Acquire) {
+                    // SAFETY: our CAS unlinked the node: its value is ours.
+                    Ok(_) => return unsafe { (*head).value.take() }.map_or(Steal::Empty, Steal::Success),
+                    Err(actual) => head = actual,
+                }
             }
         }
     }

@@ -32,7 +32,7 @@
 //! operations (a read-modify-write, then a load of the other side's word);
 //! `releaser_fence` after each is free on hardware and lets loom, which
 //! models `SeqCst` accesses as `AcqRel`, check them (`loom-tests/lanes.rs`,
-//! over stand-ins for crossbeam's queue and parker; see `sync`).
+//! over lock-free stand-ins for crossbeam's queue and parker; see `sync`).
 
 use std::time::{Duration, Instant};
 
