@@ -15,12 +15,13 @@
 use std::time::{Duration, Instant};
 
 use super::config::QueueMode;
+use super::deadline::deadline_after;
 use super::engine::{Granted, Looked, Owned};
 use super::error::{PoolError, Result};
 use super::events::CloseReason;
 use super::home_shard::home_shard;
 use super::hooks::Hook;
-use super::inner::{Inner, Lease, deadline_after};
+use super::inner::{Inner, Lease};
 use super::slot::SlotState;
 use super::stats::AcquireProbe;
 use super::waiters::RegisterError;

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use super::background::Starter;
-use super::inner::{Inner, deadline_after};
+use super::deadline::deadline_after;
+use super::inner::Inner;
 use super::slot::SlotState;
 
 /// Most threads `close()` closes idle connections on, so that closing a

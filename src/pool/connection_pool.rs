@@ -88,7 +88,7 @@ impl<C: Send + 'static> Drop for Handle<C> {
 impl<C: Send + 'static> GaugeSource for Handle<C> {
     fn gauges(&self) -> Gauges {
         // SAFETY: this handle keeps `inner` allocated (see `Drop`).
-        Gauges::of(unsafe { self.inner.as_ref() })
+        unsafe { self.inner.as_ref() }.gauges()
     }
 }
 
@@ -251,7 +251,7 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// recorded since the pool was created. [`PoolStatistics`] defines
     /// each figure.
     pub fn statistics(&self) -> PoolStatistics {
-        self.stats.statistics_with(Gauges::of(self.inner()))
+        self.stats.statistics_with(self.inner().gauges())
     }
 
     /// Connections currently borrowed for longer than the leak threshold,

@@ -35,7 +35,7 @@ use super::guard_refs::GuardRefs;
 use super::hooks::{Panicked, panic_message};
 use super::leak::LeakDetector;
 use super::slot::SlotState;
-use super::stats::PoolStats;
+use super::stats::{Gauges, PoolStats};
 use super::upkeep::Registration;
 use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex};
 
@@ -171,6 +171,19 @@ impl<C: Send + 'static> Inner<C> {
         census
     }
 
+    /// The live gauges for the statistics, from one pass over the slots.
+    pub(crate) fn gauges(&self) -> Gauges {
+        let census = self.census();
+        Gauges {
+            active: census.active,
+            idle: census.idle,
+            total: census.live,
+            waiting: self.waiting(),
+            max_size: self.config.max_size,
+            acquires: census.loans,
+        }
+    }
+
     /// When a leased connection was created.
     pub(crate) fn created_at(&self, index: u32) -> Instant {
         self.engine.slot(index).created_at(self.epoch)
@@ -237,16 +250,4 @@ pub(crate) unsafe fn end_reference<C: Send + 'static>(pool: NonNull<Inner<C>>, s
         // reaches the pool any more, and it came from `Box::leak`.
         drop(unsafe { Box::from_raw(pool.as_ptr()) });
     }
-}
-
-/// `start + timeout`; a timeout too large for the clock waits "forever"
-/// rather than panicking.
-pub(crate) fn deadline_after(start: Instant, timeout: Duration) -> Instant {
-    start.checked_add(timeout).unwrap_or_else(|| far_future(start))
-}
-
-/// A deadline no caller will live to see (a century from `now`).
-pub(crate) fn far_future(now: Instant) -> Instant {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(CENTURY).unwrap_or(now)
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::inner::far_future;
+use super::deadline::far_future;
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 
 /// One pool's maintenance, as the service sees it.

@@ -22,6 +22,7 @@ mod config;
 mod connection_pool;
 mod create;
 mod create_gate;
+mod deadline;
 mod engine;
 mod error;
 mod events;

@@ -23,7 +23,6 @@ use super::statistics::PoolStatistics;
 use crate::pool::config::PoolConfig;
 use crate::pool::error::PoolError;
 use crate::pool::home_shard::home_shard;
-use crate::pool::inner::Inner;
 use crate::pool::{CloseReason, Hook};
 use crate::sync::{AtomicU64, Mutex, Ordering};
 
@@ -42,21 +41,6 @@ pub(crate) struct Gauges {
     pub(crate) max_size: usize,
     /// Successful acquires since the pool was created (the slots' loans).
     pub(crate) acquires: u64,
-}
-
-impl Gauges {
-    /// Reads `inner`'s gauges from one pass over the slots.
-    pub(crate) fn of<C: Send + 'static>(inner: &Inner<C>) -> Self {
-        let census = inner.census();
-        Gauges {
-            active: census.active,
-            idle: census.idle,
-            total: census.live,
-            waiting: inner.waiting(),
-            max_size: inner.config.max_size,
-            acquires: census.loans,
-        }
-    }
 }
 
 /// What the start of an acquire hands to its fast-path end: for a sampled
