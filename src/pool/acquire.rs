@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::config::QueueMode;
 use super::deadline::deadline_after;
-use super::engine::{Granted, Looked, Owned};
+use super::engine::{Granted, Owned};
 use super::error::{PoolError, Result};
 use super::events::CloseReason;
 use super::home_shard::home_shard;
@@ -271,19 +271,5 @@ impl<C: Send + 'static> Inner<C> {
         let id = slot.lend();
         // `home` is a shard index, below 1024 (config validation).
         Lease { slot: owned.detach(), home: home as u32, conn, id }
-    }
-
-    /// Serves waiters (say after the gate reopened), draining if closed.
-    pub(super) fn serve_waiters(&self) {
-        self.looked(self.engine.serve_waiters());
-    }
-
-    /// Acts on what a look after a push found: a closed pool's idle
-    /// connections are closed by whoever finds it closed.
-    #[inline(always)]
-    pub(super) fn looked(&self, looked: Looked) {
-        if looked == Looked::Closed {
-            self.drain_idle();
-        }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::engine::{Detached, Owned};
+use super::engine::{Detached, Looked, Owned};
 use super::events::CloseReason;
 use super::home_shard::home_shard;
 use super::hooks::Hook;
@@ -138,6 +138,20 @@ impl<C: Send + 'static> Inner<C> {
         // before its next scheduled run.
         if self.config.min_size > 0 && self.live() < self.config.min_size && !self.is_closed() {
             self.wake_maintenance();
+        }
+    }
+
+    /// Serves waiters (say after the gate reopened), draining if closed.
+    pub(super) fn serve_waiters(&self) {
+        self.looked(self.engine.serve_waiters());
+    }
+
+    /// Acts on what a look after a push found: a closed pool's idle
+    /// connections are closed by whoever finds it closed.
+    #[inline(always)]
+    pub(super) fn looked(&self, looked: Looked) {
+        if looked == Looked::Closed {
+            self.drain_idle();
         }
     }
 
