@@ -168,10 +168,7 @@ impl<C: Send + 'static> Inner<C> {
         let theirs = Arc::clone(&job);
         let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
             ON_JOB_THREAD.with(|flag| flag.set(true));
-            let job = theirs.lock().take();
-            if let Some((ticket, payload, work)) = job {
-                work(ticket.pool(), payload);
-            }
+            run_once(&theirs);
         });
         match spawned {
             Ok(thread) => self.jobs.keep_thread(thread),
@@ -180,12 +177,22 @@ impl<C: Send + 'static> Inner<C> {
                     "pool {:?}: no thread for {name} ({e}); running it on the caller's thread",
                     self.config.name
                 );
-                let job = job.lock().take();
-                if let Some((ticket, payload, work)) = job {
-                    work(ticket.pool(), payload);
-                }
+                run_once(&job);
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a job unless it ran already (the thread and the caller share it,
+/// so that it runs on the caller if no thread could be started).
+fn run_once<C, P, W>(job: &parking_lot::Mutex<Option<(Ticket<C>, P, W)>>)
+where
+    C: Send + 'static,
+    W: FnOnce(&Inner<C>, P),
+{
+    let job = job.lock().take();
+    if let Some((ticket, payload, work)) = job {
+        work(ticket.pool(), payload);
     }
 }

@@ -269,9 +269,7 @@ impl<C> Engine<C> {
         if self.vacant.is_empty() || self.gate.permit().is_err() {
             return None;
         }
-        let index = self.vacant.pop(&*self.slots)?;
-        self.slots[index as usize].set_state(SlotState::Creating);
-        Some(self.owned(index))
+        self.take_vacant()
     }
 
     /// Takes a vacant slot for a creation the pool itself makes (the
