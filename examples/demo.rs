@@ -13,7 +13,8 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +24,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rusty_db::adapters::sqlite::SqliteConnectionFactory;
 use rusty_db::adapters::sqlite::rusqlite::{self, Connection, params};
-use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError, Result as PoolResult};
+use rusty_db::admin::{AdminServer, Registry};
+use rusty_db::pool::{
+    ConnectionDescription, ConnectionFactory, ConnectionPool, PoolConfig, PoolError, Result as PoolResult,
+};
 
 const USAGE: &str = "\
 Usage: cargo run --release --example demo -- [OPTIONS]
@@ -35,6 +39,10 @@ Options:
   --threads N        worker threads, 1 to 1024 (default 8)
   --duration SECS    how long to run, up to 86400; fractions allowed (default 5)
   --pool-size N      most connections the pool opens, 1 to 1024 (default 4)
+  --admin-addr ADDR  where the admin REST API listens (default 127.0.0.1:0,
+                     a free loopback port); printed as \"admin: http://ADDR/\"
+  --admin-token T    the admin API's bearer token (default: a random one,
+                     printed)
   -h, --help         print this help
 ";
 
@@ -81,16 +89,24 @@ fn main() -> ExitCode {
 
 // === Command line ===
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Options {
     threads: usize,
     duration: Duration,
     pool_size: usize,
+    admin_addr: SocketAddr,
+    admin_token: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 8, duration: Duration::from_secs(5), pool_size: 4 }
+        Options {
+            threads: 8,
+            duration: Duration::from_secs(5),
+            pool_size: 4,
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_token: None,
+        }
     }
 }
 
@@ -117,6 +133,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 options.pool_size = parse_count(&flag, &value_of(&flag, inline, &mut args)?, MAX_POOL_SIZE)?;
             }
             "--duration" => options.duration = parse_seconds(&flag, &value_of(&flag, inline, &mut args)?)?,
+            "--admin-addr" => {
+                let value = value_of(&flag, inline, &mut args)?;
+                options.admin_addr = value
+                    .parse()
+                    .map_err(|_| format!("{flag} expects an address like 127.0.0.1:8080, got '{value}'"))?;
+            }
+            "--admin-token" => options.admin_token = Some(value_of(&flag, inline, &mut args)?),
             "-h" | "--help" => return Err(format!("{flag} takes no value")),
             other if other.starts_with('-') => return Err(format!("unknown option '{other}'")),
             other => return Err(format!("unexpected argument '{other}'")),
@@ -155,22 +178,43 @@ fn run(options: &Options) -> Result<Summary, Box<dyn Error>> {
     let pool = ConnectionPool::new(pool_config(options)?, Arc::clone(&factory))?;
     seed(&pool)?;
     let created_up_front = factory.created();
+    let admin = start_admin(&pool, options)?;
 
     let started = Instant::now();
     let stats = run_workers(&pool, options);
     let elapsed = started.elapsed();
 
+    admin.shutdown();
     // Close every connection before the temporary folder is deleted.
     drop(pool);
     let total = stats.into_iter().fold(WorkerStats::new(), WorkerStats::merge);
-    Ok(Summary { options: *options, elapsed, total, created_up_front, created: factory.created() })
+    Ok(Summary { options: options.clone(), elapsed, total, created_up_front, created: factory.created() })
+}
+
+/// Serves the admin REST API over the pool while the workload runs, and
+/// prints where and with which token, so it can be tried with curl.
+fn start_admin(pool: &ConnectionPool<Connection>, options: &Options) -> Result<AdminServer, Box<dyn Error>> {
+    let registry = Registry::new();
+    let id = registry.register(pool)?;
+    let builder = AdminServer::builder().bind(options.admin_addr);
+    let builder = match &options.admin_token {
+        Some(token) => builder.token(token.clone()),
+        None => builder.random_token(),
+    };
+    let server = builder.start(registry)?;
+    let token = server.token().unwrap_or_default();
+    println!("admin: http://{}/", server.local_addr());
+    println!("admin token: {token}");
+    println!("try:   curl -H 'Authorization: Bearer {token}' http://{}/api/v1/pools/{id}/stats", server.local_addr());
+    std::io::stdout().flush()?;
+    Ok(server)
 }
 
 /// Up to two connections opened up front and kept, the rest on demand.
 fn pool_config(options: &Options) -> PoolResult<PoolConfig> {
     let kept = options.pool_size.min(2);
     PoolConfig::builder()
-        .name("demo")
+        .name("default")
         .min_size(kept)
         .initial_size(kept)
         .max_size(options.pool_size)
@@ -224,6 +268,10 @@ impl ConnectionFactory<Connection> for CountingFactory {
 
     fn close(&self, conn: Connection) -> PoolResult<()> {
         self.inner.close(conn)
+    }
+
+    fn describe(&self, conn: &Connection) -> Option<ConnectionDescription> {
+        self.inner.describe(conn)
     }
 }
 
@@ -294,6 +342,10 @@ fn worker(pool: &ConnectionPool<Connection>, seed: u64, deadline: Instant, progr
         stats.acquires += 1;
         let id = 1 + rng.below(u64::from(ROWS)) as i64;
         let op = if rng.below(100) < READ_PERCENT { Op::Read } else { Op::Write };
+        conn.set_query(match op {
+            Op::Read => READ_SQL,
+            Op::Write => WRITE_SQL,
+        });
         let result = match op {
             Op::Read => read(&conn, id),
             Op::Write => write(&conn, id, &format!("value-{:016x}", rng.next())),
@@ -309,14 +361,17 @@ fn worker(pool: &ConnectionPool<Connection>, seed: u64, deadline: Instant, progr
     }
 }
 
+const READ_SQL: &str = "SELECT value FROM kv WHERE id = ?1";
+const WRITE_SQL: &str = "UPDATE kv SET value = ?1 WHERE id = ?2";
+
 fn read(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    let mut select = conn.prepare_cached("SELECT value FROM kv WHERE id = ?1")?;
+    let mut select = conn.prepare_cached(READ_SQL)?;
     let _value: String = select.query_row([id], |row| row.get(0))?;
     Ok(())
 }
 
 fn write(conn: &Connection, id: i64, value: &str) -> rusqlite::Result<()> {
-    let mut update = conn.prepare_cached("UPDATE kv SET value = ?1 WHERE id = ?2")?;
+    let mut update = conn.prepare_cached(WRITE_SQL)?;
     update.execute(params![value, id])?;
     Ok(())
 }

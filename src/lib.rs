@@ -82,6 +82,8 @@
 #![deny(missing_docs)]
 
 pub mod adapters;
+#[cfg(all(feature = "admin", not(loom)))]
+pub mod admin;
 pub mod pool;
 pub mod runtime;
 mod sync;

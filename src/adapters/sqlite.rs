@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::pool::{ConnectionFactory, PoolError, Result, ValidationQuery};
+use crate::pool::{ConnectionDescription, ConnectionFactory, PoolError, Result, ValidationQuery};
 
 /// The `rusqlite` this adapter is built against, so that callers name the
 /// same `Connection` type without depending on a matching version themselves.
@@ -244,6 +244,16 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
     /// Closes the connection, reporting SQLite's error if it refuses.
     fn close(&self, conn: Connection) -> Result<()> {
         conn.close().map_err(|(_, e)| PoolError::factory(e))
+    }
+
+    /// The database file, and a cancel hook that interrupts the statement
+    /// the connection is running (`sqlite3_interrupt`).
+    fn describe(&self, conn: &Connection) -> Option<ConnectionDescription> {
+        let interrupt = conn.get_interrupt_handle();
+        Some(ConnectionDescription::new().database(self.path.display().to_string()).on_cancel(move || {
+            interrupt.interrupt();
+            Ok(())
+        }))
     }
 }
 

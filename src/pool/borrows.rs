@@ -2,6 +2,8 @@
 //! on), the query its borrower last recorded, the errors it reported, and
 //! a leaked connection's return.
 
+use std::time::SystemTime;
+
 use super::inner::Inner;
 use super::leak::{BorrowTrace, LeakDetector};
 use super::slot::{Slot, SlotState};
@@ -38,6 +40,11 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
+    /// Whether a borrowed connection was killed by an operator.
+    pub(crate) fn is_killed(&self, index: u32, id: u64) -> bool {
+        self.engine.slot(index).is_killed(id)
+    }
+
     /// Counts an error its user reported on a borrowed connection.
     pub(crate) fn record_error(&self, index: u32) {
         self.engine.slot(index).record_error();
@@ -57,6 +64,7 @@ impl<C: Send + 'static> Inner<C> {
             }
         }
         trace.query = Some(query);
+        trace.query_at = Some(SystemTime::now());
     }
 
     /// Attaches a leak detector (replacing any other).

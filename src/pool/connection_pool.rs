@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
+use super::connections::{ConnectionInfo, Killed};
 use super::error::Result;
 use super::factory::{ConnectionFactory, Shared};
 use super::guard::PooledConnectionGuard;
@@ -288,5 +289,90 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// The configuration the pool runs with.
     pub fn config(&self) -> &PoolConfig {
         &self.inner().config
+    }
+
+    /// The open connections, idle and borrowed, as of now (a snapshot read
+    /// from the slots' metadata; it slows no acquire).
+    ///
+    /// ```
+    /// # use rusty_db::pool::{ConnectionFactory, ConnectionPool, ConnectionState, PoolConfig, Result};
+    /// # use std::sync::Arc;
+    /// # struct F; impl ConnectionFactory<u8> for F { fn create(&self) -> Result<u8> { Ok(0) } }
+    /// let pool = ConnectionPool::new(PoolConfig::builder().min_size(2).initial_size(2).build()?, Arc::new(F))?;
+    /// let conn = pool.acquire()?;
+    /// conn.set_query("SELECT * FROM users");
+    /// let listed = pool.connections();
+    /// let active = listed.iter().find(|c| c.state == ConnectionState::Active).expect("one is borrowed");
+    /// assert_eq!(active.id, conn.id());
+    /// assert_eq!(active.query.as_deref(), Some("SELECT * FROM users"));
+    /// assert_eq!(listed.len(), 2);
+    /// # Ok::<(), rusty_db::pool::PoolError>(())
+    /// ```
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner().connections()
+    }
+
+    /// Kills connection `id`. An idle one is closed at once
+    /// ([`Killed::Closed`]). A borrowed one is killed only with `force`:
+    /// it is marked (its guard's
+    /// [`is_killed`](super::PooledConnectionGuard::is_killed) says so),
+    /// its factory's cancel hook (see [`ConnectionDescription::on_cancel`])
+    /// runs on a thread of its own, and it is closed when it comes back
+    /// ([`Killed::Marked`]). Its capacity returns to the pool either way.
+    ///
+    /// Fails with [`PoolError::ConnectionNotFound`] if no open connection
+    /// has that id, and [`PoolError::ConnectionInUse`] for a borrowed one
+    /// without `force`.
+    ///
+    /// ```
+    /// # use rusty_db::pool::{ConnectionFactory, ConnectionPool, Killed, PoolConfig, PoolError, Result};
+    /// # use std::sync::Arc;
+    /// # struct F; impl ConnectionFactory<u8> for F { fn create(&self) -> Result<u8> { Ok(0) } }
+    /// let pool = ConnectionPool::new(PoolConfig::builder().min_size(0).initial_size(0).build()?, Arc::new(F))?;
+    /// let conn = pool.acquire()?;
+    /// let id = conn.id();
+    /// assert!(matches!(pool.kill_connection(id, false), Err(PoolError::ConnectionInUse(_))));
+    /// assert_eq!(pool.kill_connection(id, true)?, Killed::Marked);
+    /// assert!(conn.is_killed());
+    /// drop(conn); // closed, not returned
+    /// assert_eq!(pool.size(), 0);
+    /// # Ok::<(), rusty_db::pool::PoolError>(())
+    /// ```
+    pub fn kill_connection(&self, id: u64, force: bool) -> Result<Killed> {
+        self.inner().kill(id, force)
+    }
+
+    /// A handle that does not keep the pool open (the admin registry's):
+    /// [`WeakConnectionPool::upgrade`] gives the pool back while any other
+    /// handle is left.
+    pub fn downgrade(&self) -> WeakConnectionPool<C> {
+        WeakConnectionPool { handle: Arc::downgrade(&self.handle), stats: self.stats.clone() }
+    }
+}
+
+/// A [`ConnectionPool`] handle that does not keep the pool open: once the
+/// last `ConnectionPool` is dropped (which closes the pool),
+/// [`upgrade`](Self::upgrade) returns `None`.
+pub struct WeakConnectionPool<C: Send + 'static> {
+    handle: Weak<Handle<C>>,
+    stats: PoolStats,
+}
+
+impl<C: Send + 'static> WeakConnectionPool<C> {
+    /// The pool, if some `ConnectionPool` handle still keeps it open.
+    pub fn upgrade(&self) -> Option<ConnectionPool<C>> {
+        Some(ConnectionPool { handle: self.handle.upgrade()?, stats: self.stats.clone() })
+    }
+}
+
+impl<C: Send + 'static> Clone for WeakConnectionPool<C> {
+    fn clone(&self) -> Self {
+        WeakConnectionPool { handle: Weak::clone(&self.handle), stats: self.stats.clone() }
+    }
+}
+
+impl<C: Send + 'static> fmt::Debug for WeakConnectionPool<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakConnectionPool").field("open", &(self.handle.strong_count() > 0)).finish()
     }
 }

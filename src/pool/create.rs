@@ -32,6 +32,17 @@ use super::inner::{Inner, Lease};
 use super::slot::SlotState;
 use crate::sync::{Ordering, fence};
 
+/// Connection ids come from one counter for the whole process, so that an
+/// id names one connection whichever pool holds it (the admin API kills
+/// connections by id). Not a loom atomic: ids only need to be unique.
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A new connection's id.
+fn next_connection_id() -> u64 {
+    // Relaxed: ids only need to be unique.
+    NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The thread name of a creation (kernel names hold 15 bytes; not `rdb-`,
 /// which names maintenance threads).
 const THREAD_NAME: &str = "rusty-db-create";
@@ -66,11 +77,11 @@ impl<C: Send + 'static> Inner<C> {
         };
         match outcome {
             Ok(conn) => {
-                // Relaxed: ids only need to be unique.
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let id = next_connection_id();
                 let now = self.epoch.elapsed();
                 self.tick(now);
                 slot.born(id, now, self.lifetime_for(id));
+                slot.describe(self.guarded(Hook::Describe, || self.factory.describe(&conn)).flatten());
                 slot.set_state(SlotState::InUse);
                 self.stats.record_created();
                 self.notify(Hook::OnCreate, |l| l.on_create(id));

@@ -66,6 +66,16 @@ pub enum PoolError {
     /// downcast to the driver's error type.
     #[error(transparent)]
     Factory(FactoryError),
+
+    /// No open connection has this id (it was closed, or never existed).
+    /// List the open ones with `ConnectionPool::connections`.
+    #[error("no open connection has id {0}: it was closed, or never existed")]
+    ConnectionNotFound(u64),
+
+    /// The connection is borrowed; killing it needs `force` (which closes
+    /// it when its borrower returns it, and cancels its running query).
+    #[error("connection {0} is in use: kill it with force to close it when it is returned")]
+    ConnectionInUse(u64),
 }
 
 impl PoolError {

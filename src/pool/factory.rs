@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::connections::ConnectionDescription;
 use super::error::Result;
 
 /// Creates and looks after the pool's connections.
@@ -81,6 +82,16 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
         drop(connection);
         Ok(())
     }
+
+    /// Describes a new connection for the admin API's connection list:
+    /// user, database, client address, and a cancel hook that interrupts
+    /// its running query when an operator force-kills it. Called once,
+    /// right after `create`; the default says nothing (`None`), and costs
+    /// nothing more.
+    fn describe(&self, connection: &C) -> Option<ConnectionDescription> {
+        let _ = connection;
+        None
+    }
 }
 
 /// The user's `Arc<F>`, as the pool holds it: behind a `Box<dyn>` whose
@@ -113,6 +124,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for Shared<F> {
     fn close(&self, connection: C) -> Result<()> {
         self.0.close(connection)
     }
+
+    fn describe(&self, connection: &C) -> Option<ConnectionDescription> {
+        self.0.describe(connection)
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -121,11 +136,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::{ConnectionFactory, Shared};
-    use crate::pool::Result;
+    use crate::pool::{ConnectionDescription, Result};
 
     /// Overrides every method and counts the calls, one counter each.
     #[derive(Default)]
-    struct Overrides([AtomicUsize; 5]);
+    struct Overrides([AtomicUsize; 6]);
 
     impl Overrides {
         fn hit(&self, method: usize) {
@@ -154,6 +169,10 @@ mod tests {
             self.hit(4);
             Ok(())
         }
+        fn describe(&self, _: &u8) -> Option<ConnectionDescription> {
+            self.hit(5);
+            Some(ConnectionDescription::new().user("u"))
+        }
     }
 
     #[test]
@@ -164,8 +183,9 @@ mod tests {
         assert!(!pool_side.validate(&conn).unwrap(), "the default would say true");
         pool_side.reset(&mut conn).unwrap();
         assert!(!pool_side.validate_query(&conn, "SELECT 1").unwrap(), "the default would call validate");
+        assert!(pool_side.describe(&conn).is_some(), "the default says nothing");
         pool_side.close(conn).unwrap();
         let calls: Vec<usize> = user.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        assert_eq!(calls, [1, 1, 1, 1, 1], "create, validate, reset, validate_query, close");
+        assert_eq!(calls, [1, 1, 1, 1, 1, 1], "create, validate, reset, validate_query, close, describe");
     }
 }

@@ -124,6 +124,13 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
         self.inner().set_query(self.slot(), query.into());
     }
 
+    /// Whether an operator killed this connection while it was borrowed
+    /// (the admin API's `DELETE /connections/{id}?force=true`): it is
+    /// closed when the guard drops, so stop using it.
+    pub fn is_killed(&self) -> bool {
+        self.inner().is_killed(self.slot(), self.id)
+    }
+
     /// Whether [`mark_broken`](Self::mark_broken) was called.
     pub fn is_broken(&self) -> bool {
         self.close == Some(CloseReason::Broken)

@@ -39,6 +39,10 @@ pub enum Hook {
     Reset,
     /// `ConnectionFactory::close`.
     Close,
+    /// `ConnectionFactory::describe`.
+    Describe,
+    /// A connection's cancel hook (`ConnectionDescription::on_cancel`).
+    Cancel,
     /// `PoolEventListener::on_create`.
     OnCreate,
     /// `PoolEventListener::on_acquire`.
@@ -55,7 +59,7 @@ pub enum Hook {
 
 impl Hook {
     /// How many hooks there are.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
 
     /// Every hook, in a stable order (for per-hook counters and labels).
     pub const ALL: [Hook; Hook::COUNT] = [
@@ -64,6 +68,8 @@ impl Hook {
         Hook::ValidateQuery,
         Hook::Reset,
         Hook::Close,
+        Hook::Describe,
+        Hook::Cancel,
         Hook::OnCreate,
         Hook::OnAcquire,
         Hook::OnRelease,
@@ -85,6 +91,8 @@ impl Hook {
             Hook::ValidateQuery => "validate_query",
             Hook::Reset => "reset",
             Hook::Close => "close",
+            Hook::Describe => "describe",
+            Hook::Cancel => "cancel",
             Hook::OnCreate => "on_create",
             Hook::OnAcquire => "on_acquire",
             Hook::OnRelease => "on_release",
@@ -96,11 +104,24 @@ impl Hook {
 
     /// The trait the method belongs to.
     pub fn trait_name(self) -> &'static str {
-        if self.is_factory_method() { "ConnectionFactory" } else { "PoolEventListener" }
+        match self {
+            Hook::Cancel => "ConnectionDescription",
+            _ if self.is_factory_method() => "ConnectionFactory",
+            _ => "PoolEventListener",
+        }
     }
 
     fn is_factory_method(self) -> bool {
-        matches!(self, Hook::Create | Hook::Validate | Hook::ValidateQuery | Hook::Reset | Hook::Close)
+        matches!(
+            self,
+            Hook::Create
+                | Hook::Validate
+                | Hook::ValidateQuery
+                | Hook::Reset
+                | Hook::Close
+                | Hook::Describe
+                | Hook::Cancel
+        )
     }
 }
 

@@ -22,7 +22,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::background::Jobs;
 use super::config::{PoolConfig, QueueMode};
@@ -66,8 +66,9 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(super) factory: ManuallyDrop<Box<dyn ConnectionFactory<C>>>,
     pub(super) engine: Engine<C>,
     pub(crate) refs: GuardRefs,
-    pub(super) next_id: AtomicU64,
     pub(crate) epoch: Instant,
+    /// The wall-clock time at `epoch`, for the times the admin API shows.
+    pub(super) epoch_wall: SystemTime,
     /// How long a waiter waits before it starves (`Fair`, `Priority`).
     pub(super) starve_after: Option<Duration>,
     /// Coarse clock, nanoseconds since `epoch`: ticked by maintenance and by
@@ -106,8 +107,8 @@ impl<C: Send + 'static> Inner<C> {
             starve_after: matches!(config.queue_mode, QueueMode::Fair | QueueMode::Priority)
                 .then_some(config.fairness_threshold),
             factory: ManuallyDrop::new(factory),
-            next_id: AtomicU64::new(1),
             epoch: Instant::now(),
+            epoch_wall: SystemTime::now(),
             clock: CachePadded::new(AtomicU64::new(0)),
             retire_on_return: config.max_lifetime.is_some() || config.aging_policy.is_some(),
             adaptive_scale: AtomicU64::new(1.0f64.to_bits()),

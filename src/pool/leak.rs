@@ -149,6 +149,8 @@ pub(crate) struct BorrowTrace {
     pub(crate) acquired_wall: SystemTime,
     pub(crate) thread_name: Option<String>,
     pub(crate) query: Option<String>,
+    /// When the borrower last set the query.
+    pub(crate) query_at: Option<SystemTime>,
     pub(crate) backtrace: Option<String>,
     pub(crate) reported: bool,
 }
@@ -160,6 +162,7 @@ impl BorrowTrace {
             acquired_wall: SystemTime::now(),
             thread_name: std::thread::current().name().map(str::to_owned),
             query: None,
+            query_at: None,
             backtrace: backtrace.then(|| std::backtrace::Backtrace::force_capture().to_string()),
             reported: false,
         }

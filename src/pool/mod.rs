@@ -20,6 +20,7 @@ mod borrows;
 mod close;
 mod config;
 mod connection_pool;
+mod connections;
 mod create;
 mod create_gate;
 mod deadline;
@@ -46,7 +47,8 @@ pub(crate) mod waiters;
 
 pub use aging::AgingPolicy;
 pub use config::{MAX_POOL_SIZE, PoolConfig, PoolConfigBuilder, QueueMode};
-pub use connection_pool::ConnectionPool;
+pub use connection_pool::{ConnectionPool, WeakConnectionPool};
+pub use connections::{Canceller, ConnectionDescription, ConnectionInfo, ConnectionState, Killed};
 pub use error::{FactoryError, PoolError, Result};
 pub use events::{CloseReason, EventListenerRef, PoolEventListener};
 pub use factory::ConnectionFactory;

@@ -31,6 +31,8 @@ impl<C: Send + 'static> Inner<C> {
         }
         if let Some(reason) = close {
             self.discard(owned, conn, reason);
+        } else if slot.is_killed(slot.id()) {
+            self.discard(owned, conn, CloseReason::Killed);
         } else if self.is_closed() {
             self.discard(owned, conn, CloseReason::Shutdown);
         } else if let Err(reason) = self.recycle(&mut conn) {

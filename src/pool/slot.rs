@@ -20,8 +20,10 @@
 //! one in its slot, keeping its turn. Debug builds check every transition
 //! against this table.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::connections::ConnectionDescription;
 use super::index_stack::{Links, NIL};
 use super::leak::BorrowTrace;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, MutexGuard, Ordering, UnsafeCell};
@@ -98,6 +100,12 @@ pub(crate) struct Slot<C> {
     trace: Mutex<Option<BorrowTrace>>,
     /// Whether `trace` may be `Some`, so release skips the lock otherwise.
     traced: AtomicBool,
+    /// Id of the connection an operator killed while it was borrowed (0:
+    /// none): its release closes it. By id, so that a connection born
+    /// later in this slot is not hit by a late mark.
+    killed: AtomicU64,
+    /// What the factory said of the current connection (set at creation).
+    description: Mutex<Option<Arc<ConnectionDescription>>>,
 }
 
 // SAFETY: the connection cell is only accessed by the slot's single owner
@@ -121,6 +129,8 @@ impl<C> Slot<C> {
             lifetime_nanos: AtomicU64::new(u64::MAX),
             trace: Mutex::default(),
             traced: AtomicBool::new(false),
+            killed: AtomicU64::new(0),
+            description: Mutex::default(),
         }
     }
 
@@ -249,6 +259,28 @@ impl<C> Slot<C> {
     /// Id of the slot's current connection (0 before the first).
     pub(crate) fn id(&self) -> u64 {
         self.id.load(Ordering::Relaxed)
+    }
+
+    /// Marks connection `id` killed. Relaxed: its release may miss a mark
+    /// made while it runs; the admin's kill then finds it idle and closes it.
+    pub(crate) fn kill(&self, id: u64) {
+        self.killed.store(id, Ordering::Relaxed);
+    }
+
+    /// Whether connection `id` (this slot's, as its guard knows it) was killed.
+    #[inline]
+    pub(crate) fn is_killed(&self, id: u64) -> bool {
+        self.killed.load(Ordering::Relaxed) == id
+    }
+
+    /// Records what the factory said of the current connection.
+    pub(crate) fn describe(&self, description: Option<ConnectionDescription>) {
+        *self.description.lock() = description.map(Arc::new);
+    }
+
+    /// What the factory said of the current connection.
+    pub(crate) fn description(&self) -> Option<Arc<ConnectionDescription>> {
+        self.description.lock().clone()
     }
 
     /// How many times the current connection has been borrowed.

@@ -226,7 +226,10 @@ impl PoolStats {
             PoolError::PoolExhausted { .. } => Failure::Exhausted,
             PoolError::Factory(_) => Failure::Factory,
             PoolError::PoolClosed => Failure::Closed,
-            PoolError::ValidationFailed(_) | PoolError::InvalidConfig(_) => Failure::Other,
+            PoolError::ValidationFailed(_)
+            | PoolError::InvalidConfig(_)
+            | PoolError::ConnectionNotFound(_)
+            | PoolError::ConnectionInUse(_) => Failure::Other,
         };
         self.core.counters.add_failure(self.shard(), failure);
     }

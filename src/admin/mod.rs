@@ -1,0 +1,46 @@
+//! The admin REST API and metrics endpoint, on a tiny_http thread.
+//!
+//! An [`AdminServer`] serves the pools of a [`Registry`] over HTTP: the API
+//! reference's routes under `/api/v1` (pools, their statistics, leaks and
+//! metrics, the connections, killing one), `GET /metrics` (Prometheus text
+//! for every pool) and `GET /health`. It runs on threads of its own beside
+//! a blocking application, takes no pool lock across I/O, and holds the
+//! pools weakly, so it never keeps one open. `docs/openapi.yaml` describes
+//! every route, parameter and error.
+//!
+//! ```no_run
+//! use rusty_db::admin::{AdminServer, Registry};
+//! use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, Result};
+//! use std::sync::Arc;
+//!
+//! struct F;
+//! impl ConnectionFactory<u8> for F { fn create(&self) -> Result<u8> { Ok(0) } }
+//!
+//! let pool = ConnectionPool::new(PoolConfig::default(), Arc::new(F))?;
+//! let registry = Registry::new();
+//! registry.register(&pool)?; // as "pool_default"
+//! let server = AdminServer::builder().random_token().start(registry)?;
+//! println!("curl -H 'Authorization: Bearer {}' http://{}/api/v1/pools",
+//!          server.token().unwrap_or_default(), server.local_addr());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every reply is JSON in an envelope, `{"success": true, "data": ...}`, or
+//! `{"success": false, "error": {"code": "...", "message": "..."}}` with
+//! 400 (bad JSON or query parameter), 401 (no or wrong token, with
+//! `WWW-Authenticate: Bearer`), 404 (unknown route, pool or connection),
+//! 405 (with `Allow`), 408 (a body too slow), 409 (killing a borrowed
+//! connection without `force`), 413 (a body over the limit) or 422
+//! (contradictory partition limits); the metrics formats are text.
+
+mod auth;
+mod error;
+mod registry;
+mod reply;
+mod routes;
+mod server;
+mod views;
+
+pub use error::AdminError;
+pub use registry::{Registry, pool_id};
+pub use server::{AdminServer, AdminServerBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IO_TIMEOUT};

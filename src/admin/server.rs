@@ -1,0 +1,558 @@
+//! The admin server: a tiny_http listener and the thread that answers it.
+//!
+//! One thread of ours (`rusty-db-admin`) takes requests from tiny_http and
+//! answers them, or hands them to `workers` threads. Nothing it does
+//! holds a pool lock across I/O, so a slow or stuck client never delays an
+//! acquire: it can only hold a tiny_http connection thread, or an admin
+//! worker for at most the read and write timeouts.
+//!
+//! tiny_http sets no socket timeouts, so the server sets them on the
+//! listening socket, whose accepted sockets inherit them (Linux and the
+//! BSDs copy `SO_RCVTIMEO`/`SO_SNDTIMEO` to accepted sockets). The same
+//! timeout also bounds tiny_http's `accept`, whose thread then ends; the
+//! admin thread starts a fresh one on the same socket and keeps serving
+//! the connections the old one accepted until they go quiet.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::auth::{Auth, random_token};
+use super::error::AdminError;
+use super::registry::Registry;
+use super::reply::{ApiError, Reply};
+use super::routes::{Call, Route, parse_query};
+
+/// Default limit on a request body: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Default read and write timeout of a client socket: 5 s.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the admin thread looks at the stop flag and at retired
+/// listeners' connections.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Starts an [`AdminServer`]; see [`AdminServer::builder`].
+#[derive(Debug, Clone)]
+pub struct AdminServerBuilder {
+    addr: SocketAddr,
+    token: Option<String>,
+    without_auth: bool,
+    plaintext_remote: bool,
+    body_limit: usize,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    workers: usize,
+    public_metrics: bool,
+    public_health: bool,
+    #[cfg(feature = "admin-tls")]
+    tls: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Default for AdminServerBuilder {
+    fn default() -> Self {
+        AdminServerBuilder {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            without_auth: false,
+            plaintext_remote: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+            read_timeout: DEFAULT_IO_TIMEOUT,
+            write_timeout: DEFAULT_IO_TIMEOUT,
+            workers: 1,
+            public_metrics: false,
+            public_health: true,
+            #[cfg(feature = "admin-tls")]
+            tls: None,
+        }
+    }
+}
+
+impl AdminServerBuilder {
+    /// The address to listen on. Default `127.0.0.1:0`: loopback, on a
+    /// free port the OS picks ([`AdminServer::local_addr`] tells which).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// The bearer token every `/api/v1` request must carry
+    /// (`Authorization: Bearer <token>`): visible ASCII, no spaces.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// A random 128-bit token (32 hex digits); read it back with
+    /// [`AdminServer::token`].
+    pub fn random_token(self) -> Self {
+        self.token(random_token())
+    }
+
+    /// Serves without a token: anyone who can reach the address can read
+    /// every pool's connections and kill them. Only for a trusted network.
+    pub fn without_auth(mut self) -> Self {
+        self.without_auth = true;
+        self.token = None;
+        self
+    }
+
+    /// Allows a non-loopback address without TLS (the token then crosses
+    /// the network in the clear). Refused otherwise.
+    pub fn allow_plaintext_remote(mut self) -> Self {
+        self.plaintext_remote = true;
+        self
+    }
+
+    /// Largest request body accepted, in bytes (default
+    /// [`DEFAULT_BODY_LIMIT`]); larger ones get 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a client may take to send each part of a request, and a
+    /// request body in all (default [`DEFAULT_IO_TIMEOUT`]).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// How long writing a response may block on a client that does not
+    /// read (default [`DEFAULT_IO_TIMEOUT`]).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Threads answering requests (default 1, at most 64): more let one
+    /// slow client delay no other.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Whether `GET /metrics` is served without the token (default
+    /// `false`), for scrapers that cannot send one.
+    pub fn public_metrics(mut self, public: bool) -> Self {
+        self.public_metrics = public;
+        self
+    }
+
+    /// Whether `GET /health` is served without the token (default `true`:
+    /// it tells only that the server runs and how many pools it serves).
+    pub fn public_health(mut self, public: bool) -> Self {
+        self.public_health = public;
+        self
+    }
+
+    /// Serves HTTPS with this PEM certificate chain and private key.
+    #[cfg(feature = "admin-tls")]
+    pub fn tls(mut self, certificate_pem: Vec<u8>, private_key_pem: Vec<u8>) -> Self {
+        self.tls = Some((certificate_pem, private_key_pem));
+        self
+    }
+
+    fn has_tls(&self) -> bool {
+        #[cfg(feature = "admin-tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "admin-tls"))]
+        false
+    }
+
+    fn ssl(&self) -> Option<tiny_http::SslConfig> {
+        #[cfg(feature = "admin-tls")]
+        return self.tls.as_ref().map(|(certificate, private_key)| tiny_http::SslConfig {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+        });
+        #[cfg(not(feature = "admin-tls"))]
+        None
+    }
+
+    fn check(&self) -> Result<Auth, AdminError> {
+        let invalid = |m: &str| Err(AdminError::InvalidConfig(m.to_string()));
+        if !self.addr.ip().is_loopback() && !self.has_tls() && !self.plaintext_remote {
+            return invalid(
+                "a non-loopback address needs TLS (feature admin-tls, .tls(..)) or .allow_plaintext_remote()",
+            );
+        }
+        if self.body_limit == 0 {
+            return invalid("body_limit must be at least 1 byte");
+        }
+        if self.read_timeout.is_zero() || self.write_timeout.is_zero() {
+            return invalid("read_timeout and write_timeout must be above zero");
+        }
+        if !(1..=64).contains(&self.workers) {
+            return invalid("workers must be 1 to 64");
+        }
+        match (&self.token, self.without_auth) {
+            (_, true) => Ok(Auth::Open),
+            (None, false) => invalid("no token: set .token(..) or .random_token(), or opt out with .without_auth()"),
+            (Some(token), false) if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) => {
+                invalid("the token must be non-empty visible ASCII without spaces")
+            }
+            (Some(token), false) => Ok(Auth::Token(token.clone().into_bytes())),
+        }
+    }
+
+    /// Binds the address and starts serving `registry`'s pools.
+    pub fn start(self, registry: Registry) -> Result<AdminServer, AdminError> {
+        let auth = self.check()?;
+        let listener = TcpListener::bind(self.addr).map_err(|source| AdminError::Bind { addr: self.addr, source })?;
+        let local_addr = listener.local_addr().map_err(|e| AdminError::Start(e.to_string()))?;
+        set_timeouts(&listener, self.read_timeout, self.write_timeout)
+            .map_err(|e| AdminError::Start(format!("cannot set socket timeouts: {e}")))?;
+        let http = listen(&listener, self.ssl())?;
+        let shared = Arc::new(Shared {
+            registry,
+            auth,
+            body_limit: self.body_limit,
+            read_timeout: self.read_timeout,
+            public_metrics: self.public_metrics,
+            public_health: self.public_health,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = Acceptor {
+            listener,
+            ssl: self.ssl(),
+            current: http,
+            retired: Vec::new(),
+            quiet_after: self.read_timeout * 2 + self.write_timeout + Duration::from_secs(1),
+        };
+        let (workers, send) = start_workers(&shared, self.workers)?;
+        let thread = {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name("rusty-db-admin".into())
+                .spawn(move || serve(acceptor, &shared, &stop, send))
+                .map_err(|e| AdminError::Start(format!("no thread for the admin server: {e}")))?
+        };
+        log::info!("admin server listening on {local_addr}");
+        Ok(AdminServer { local_addr, token: self.token, stop, thread: Some(thread), workers })
+    }
+}
+
+/// A running admin server: the REST API under `/api/v1`, `/metrics` and
+/// `/health`. Dropping it shuts it down, as [`shutdown`](Self::shutdown)
+/// does.
+///
+/// ```
+/// use rusty_db::admin::{AdminServer, Registry};
+///
+/// let server = AdminServer::builder().token("s3cret-token").start(Registry::new())?;
+/// assert!(server.local_addr().ip().is_loopback());
+/// assert_eq!(server.token(), Some("s3cret-token"));
+/// server.shutdown(); // joins its threads and frees the port
+/// # Ok::<(), rusty_db::admin::AdminError>(())
+/// ```
+#[derive(Debug)]
+pub struct AdminServer {
+    local_addr: SocketAddr,
+    token: Option<String>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl AdminServer {
+    /// A builder with the defaults: loopback on a free port, no token yet
+    /// (one is required), 64 KiB bodies, 5 s timeouts, one thread.
+    pub fn builder() -> AdminServerBuilder {
+        AdminServerBuilder::default()
+    }
+
+    /// The address it listens on (with the port the OS picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bearer token it requires (`None` after `without_auth`).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Stops serving, joins the server's threads and closes its socket.
+    /// A request being answered is finished first.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        // tiny_http's accept thread holds its copy of the socket until it
+        // sees the stop (the server's drop wakes it); wait, briefly, until
+        // the port can be bound again.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && TcpListener::bind(self.local_addr).is_err() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop_and_join();
+        }
+    }
+}
+
+/// What every thread answering requests shares.
+struct Shared {
+    registry: Registry,
+    auth: Auth,
+    body_limit: usize,
+    read_timeout: Duration,
+    public_metrics: bool,
+    public_health: bool,
+}
+
+/// tiny_http's listeners over our socket: the current one, and those
+/// whose accept thread ended, kept until their connections go quiet.
+struct Acceptor {
+    listener: TcpListener,
+    ssl: Option<tiny_http::SslConfig>,
+    current: tiny_http::Server,
+    retired: Vec<(tiny_http::Server, Instant)>,
+    quiet_after: Duration,
+}
+
+fn listen(listener: &TcpListener, ssl: Option<tiny_http::SslConfig>) -> Result<tiny_http::Server, AdminError> {
+    let copy = listener.try_clone().map_err(|e| AdminError::Start(e.to_string()))?;
+    tiny_http::Server::from_listener(copy, ssl).map_err(|e| AdminError::Start(e.to_string()))
+}
+
+impl Acceptor {
+    /// The next request, waiting up to a tick.
+    fn next(&mut self) -> Option<tiny_http::Request> {
+        let now = Instant::now();
+        for (server, last) in &mut self.retired {
+            if let Ok(Some(request)) = server.try_recv() {
+                *last = now;
+                return Some(request);
+            }
+        }
+        let quiet_after = self.quiet_after;
+        self.retired.retain(|(_, last)| now.duration_since(*last) < quiet_after);
+        match self.current.recv_timeout(TICK) {
+            Ok(request) => request,
+            Err(e) => {
+                // The accept thread ended: idle past the socket timeout
+                // (which bounds accept too), or an error such as EMFILE.
+                if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                    log::warn!("admin server: accepting failed ({e}); listening again");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                match listen(&self.listener, self.ssl.clone()) {
+                    Ok(fresh) => {
+                        let old = std::mem::replace(&mut self.current, fresh);
+                        self.retired.push((old, now));
+                    }
+                    Err(e) => log::warn!("admin server: cannot listen again ({e}); retrying"),
+                }
+                None
+            }
+        }
+    }
+}
+
+/// A request on its way to a worker.
+type Job = tiny_http::Request;
+
+/// The worker threads, and the way to them (none with one worker: the
+/// admin thread answers itself).
+type Workers = (Vec<JoinHandle<()>>, Option<mpsc::Sender<Job>>);
+
+fn start_workers(shared: &Arc<Shared>, workers: usize) -> Result<Workers, AdminError> {
+    if workers == 1 {
+        return Ok((Vec::new(), None));
+    }
+    let (send, receive) = mpsc::channel::<Job>();
+    let receive = Arc::new(Mutex::new(receive));
+    let mut threads = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let (shared, receive) = (Arc::clone(shared), Arc::clone(&receive));
+        let thread = std::thread::Builder::new()
+            .name(format!("rusty-db-admin-{n}"))
+            .spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = match receive.lock() {
+                        Ok(receive) => receive.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(request) => answer(&shared, request),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| AdminError::Start(format!("no thread for an admin worker: {e}")))?;
+        threads.push(thread);
+    }
+    Ok((threads, Some(send)))
+}
+
+/// The admin thread's loop: take requests until told to stop.
+fn serve(mut acceptor: Acceptor, shared: &Shared, stop: &AtomicBool, workers: Option<mpsc::Sender<Job>>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some(request) = acceptor.next() else { continue };
+        match &workers {
+            Some(send) => {
+                if let Err(mpsc::SendError(request)) = send.send(request) {
+                    answer(shared, request);
+                }
+            }
+            None => answer(shared, request),
+        }
+    }
+    // Dropping the sender ends the workers once they finish their job.
+    drop(workers);
+}
+
+/// Answers one request; a panic while answering becomes a 500.
+fn answer(shared: &Shared, mut request: tiny_http::Request) {
+    let reply = catch_unwind(AssertUnwindSafe(|| reply(shared, &mut request))).unwrap_or_else(|panic| {
+        log::error!("admin server: answering {} {} panicked: {}", request.method(), request.url(), panic_text(&*panic));
+        ApiError::new(500, "internal_error", "the server failed to answer; see its log").into()
+    });
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let mut add = |name: &str, value: &str| {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    };
+    add("Content-Type", reply.content_type);
+    add("Cache-Control", "no-store");
+    for (name, value) in &reply.headers {
+        add(name, value);
+    }
+    if let Err(e) = request.respond(response) {
+        log::debug!("admin server: writing a response failed: {e}");
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    crate::pool::panic_message(panic)
+}
+
+/// The reply to a request: auth, route, method, query, body, then the route.
+fn reply(shared: &Shared, request: &mut tiny_http::Request) -> Reply {
+    match checked_reply(shared, request) {
+        Ok(reply) => reply,
+        Err(e) => e.into(),
+    }
+}
+
+fn checked_reply(shared: &Shared, request: &mut tiny_http::Request) -> Result<Reply, ApiError> {
+    let url = request.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let authorized = shared.auth.allows(request.headers());
+    let unauthorized = || {
+        ApiError::new(401, "unauthorized", "send the admin token as Authorization: Bearer <token>")
+            .with_header("WWW-Authenticate", "Bearer realm=\"rusty-db\"")
+    };
+    // Under /api/ nothing, not even which routes exist, is told without the token.
+    if path.starts_with("/api/") && !authorized {
+        return Err(unauthorized());
+    }
+    let route = Route::parse(path)?;
+    let public = match route {
+        Route::Metrics => shared.public_metrics,
+        Route::Health => shared.public_health,
+        _ => false,
+    };
+    if !public && !authorized {
+        return Err(unauthorized());
+    }
+    let method = request.method().as_str().to_string();
+    route.check_method(&method)?;
+    let query = parse_query(query).ok_or_else(|| {
+        ApiError::new(400, "invalid_parameter", "the query string has a bad %-escape or is not UTF-8")
+    })?;
+    let body = if route.takes_body(&method) {
+        read_body(request, shared.body_limit, shared.read_timeout)?
+    } else {
+        Vec::new()
+    };
+    route.answer(&shared.registry, &Call { method: &method, query: &query, body: &body })
+}
+
+/// Reads a request body of at most `limit` bytes within `timeout` in all.
+fn read_body(request: &mut tiny_http::Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::new(413, "payload_too_large", format!("the body is over the limit of {limit} bytes"));
+    if request.body_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let deadline = Instant::now() + timeout;
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let reader = request.as_reader();
+    loop {
+        if Instant::now() >= deadline {
+            return Err(ApiError::new(408, "request_timeout", "the body took too long to arrive"));
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(body),
+            Ok(n) => {
+                if body.len() + n > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(ApiError::new(408, "request_timeout", "the body took too long to arrive"));
+            }
+            Err(e) => return Err(ApiError::new(400, "bad_request", format!("reading the body failed: {e}"))),
+        }
+    }
+}
+
+/// Sets the receive and send timeouts of `listener`, which the sockets it
+/// accepts inherit (see the module docs).
+#[cfg(unix)]
+fn set_timeouts(listener: &TcpListener, read: Duration, write: Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for (option, timeout) in [(libc::SO_RCVTIMEO, read), (libc::SO_SNDTIMEO, write)] {
+        let value = libc::timeval {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: the descriptor is the listener's, open for the call;
+        // `value` is a valid `timeval` that outlives the call, and the
+        // length passed is its size, as setsockopt requires.
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&value as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Without `setsockopt`, sockets keep the system's defaults.
+#[cfg(not(unix))]
+fn set_timeouts(_: &TcpListener, _: Duration, _: Duration) -> std::io::Result<()> {
+    log::warn!("admin server: socket timeouts are not supported on this platform");
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The JSON bodies of the admin API, in the API reference's shapes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::registry::AdminPool;
+use crate::pool::{ConnectionInfo, LeakInfo};
+
+/// `conn_<id>`: how the API names a connection.
+pub(crate) fn connection_name(id: u64) -> String {
+    format!("conn_{id}")
+}
+
+/// The id in `conn_<id>`, if `name` is one.
+pub(crate) fn parse_connection_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("conn_")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&id| id > 0)
+}
+
+/// An entry of `GET /pools`.
+pub(crate) fn pool_summary(id: &str, pool: &dyn AdminPool) -> Value {
+    let stats = pool.statistics();
+    let config = pool.config();
+    json!({
+        "id": id,
+        "name": config.name,
+        "min_connections": config.min_size,
+        "max_connections": config.max_size,
+        "active_connections": stats.active_connections,
+        "idle_connections": stats.idle_connections,
+        "total_connections": stats.total_connections,
+        "wait_queue_size": stats.wait_queue_size,
+        "closed": pool.is_closed(),
+    })
+}
+
+/// An entry of `GET /connections`.
+pub(crate) fn connection(pool_id: &str, info: &ConnectionInfo) -> Value {
+    let described = info.description.as_deref();
+    json!({
+        "id": connection_name(info.id),
+        "pool_id": pool_id,
+        "user": described.and_then(|d| d.user.clone()),
+        "database": described.and_then(|d| d.database.clone()),
+        "client_addr": described.and_then(|d| d.client_addr.clone()),
+        "state": info.state.as_str(),
+        "query": info.query,
+        "connected_at": rfc3339(info.connected_at),
+        "last_activity": rfc3339(info.last_activity),
+        "age_seconds": info.age.as_secs(),
+        "borrow_count": info.borrow_count,
+        "killed": info.killed,
+    })
+}
+
+/// The body of `GET /pools/{id}/leaks`: each leak, with the borrower's
+/// database user when the factory described the connection.
+pub(crate) fn leaks(leaks: &[LeakInfo], connections: &[ConnectionInfo]) -> Value {
+    let detected: Vec<Value> = leaks
+        .iter()
+        .map(|leak| {
+            let user = connections
+                .iter()
+                .find(|c| c.id == leak.connection_id)
+                .and_then(|c| c.description.as_deref())
+                .and_then(|d| d.user.clone());
+            json!({
+                "connection_id": connection_name(leak.connection_id),
+                "age_seconds": leak.active_duration.as_secs(),
+                "user": user,
+                "query": leak.last_query,
+                "allocated_at": rfc3339(leak.acquired_at),
+                "thread_name": leak.thread_name,
+            })
+        })
+        .collect();
+    json!({ "total_leaks": detected.len(), "detected_leaks": detected })
+}
+
+/// `time` in RFC 3339, UTC, to the second: `2025-12-28T09:00:00Z`. Times
+/// before 1970 (a clock set far back) show as the epoch.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard
+/// Hinnant's days-to-civil algorithm, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        let at = |secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_766_912_400), "2025-12-28T09:00:00Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn connection_names_round_trip_and_reject_the_rest() {
+        assert_eq!(parse_connection_name(&connection_name(12_345)), Some(12_345));
+        for bad in ["conn_", "conn_0", "conn_-1", "conn_1x", "12", "conn_ 1", "conn_99999999999999999999", "CONN_1"] {
+            assert_eq!(parse_connection_name(bad), None, "{bad:?}");
+        }
+    }
+}
