@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod http;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
