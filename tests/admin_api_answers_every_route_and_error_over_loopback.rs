@@ -245,7 +245,6 @@ fn every_error_status_has_its_code_and_headers() {
     };
     assert_eq!(status("POST", partitions, Some(body(5, 2).as_bytes())), (422, "invalid_partition_limits".into()));
     assert_eq!(status("POST", partitions, Some(body(0, 0).as_bytes())), (422, "invalid_partition_limits".into()));
-    assert_eq!(status("POST", partitions, Some(body(1, 7).as_bytes())), (422, "invalid_partition_limits".into()));
     assert_eq!(status("POST", partitions, Some(body(1, 5).as_bytes())), (404, "partitioning_not_enabled".into()));
     // 413: over the body limit, by its Content-Length and by its bytes (chunked).
     assert_eq!(status("POST", partitions, Some(&[b' '; 2048])), (413, "payload_too_large".into()));

@@ -107,7 +107,10 @@ impl Route {
                 Ok(Reply::ok(Value::Array(pools)))
             }
             Route::PoolStats(id) => Ok(Reply::ok(pool(registry, id)?.statistics().to_json())),
-            Route::Partitions(id) => partitions(&*pool(registry, id)?, id, call),
+            Route::Partitions(id) => {
+                pool(registry, id)?;
+                partitions(id, call)
+            }
             Route::Leaks(id) => {
                 let pool = pool(registry, id)?;
                 Ok(Reply::ok(views::leaks(&pool.leaks(), &pool.connections())))
@@ -205,9 +208,9 @@ fn pool_metrics(pool: &dyn AdminPool, id: &str, call: &Call<'_>) -> Result<Reply
 /// `GET` and `POST /pools/{id}/partitions`: the body is checked in full,
 /// then every pool answers that it has no partitioning (partitions are
 /// not built yet).
-fn partitions(pool: &dyn AdminPool, id: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+fn partitions(id: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     if call.method == "POST" {
-        check_partition(call.body, pool.config().max_size)?;
+        check_partition(call.body)?;
     }
     Err(ApiError::new(
         404,
@@ -220,8 +223,8 @@ fn partitions(pool: &dyn AdminPool, id: &str, call: &Call<'_>) -> Result<Reply, 
 const PARTITION_TYPES: [&str; 4] = ["TENANT", "USER", "APPLICATION", "CUSTOM"];
 
 /// Checks a create-partition body: 400 if it is not the documented shape,
-/// 422 if its limits contradict themselves or the pool's.
-fn check_partition(body: &[u8], pool_max: usize) -> Result<(), ApiError> {
+/// 422 if its limits contradict themselves.
+fn check_partition(body: &[u8]) -> Result<(), ApiError> {
     let malformed = |what: String| ApiError::new(400, "malformed_json", what);
     let value: Value =
         serde_json::from_slice(body).map_err(|e| malformed(format!("the body is not valid JSON: {e}")))?;
@@ -255,9 +258,6 @@ fn check_partition(body: &[u8], pool_max: usize) -> Result<(), ApiError> {
     }
     if min > max {
         return Err(invalid(format!("limits.min_connections ({min}) exceeds limits.max_connections ({max})")));
-    }
-    if max > pool_max as u64 {
-        return Err(invalid(format!("limits.max_connections ({max}) exceeds the pool's max_connections ({pool_max})")));
     }
     Ok(())
 }
@@ -320,8 +320,8 @@ mod tests {
     fn partition_bodies_are_checked_in_full() {
         let ok = br#"{"name":"tenant_acme","type":"TENANT","limits":{"max_connections":50,"min_connections":5,
             "max_wait_queue":100,"cpu_limit_seconds":60,"memory_limit_bytes":1073741824,"io_limit_iops":1000}}"#;
-        assert_eq!(check_partition(ok, 100), Ok(()));
-        let status = |body: &str| check_partition(body.as_bytes(), 100).map_err(|e| (e.status, e.code));
+        assert_eq!(check_partition(ok), Ok(()));
+        let status = |body: &str| check_partition(body.as_bytes()).map_err(|e| (e.status, e.code));
         assert_eq!(status("{"), Err((400, "malformed_json")));
         assert_eq!(status("[]"), Err((400, "malformed_json")));
         assert_eq!(status(r#"{"type":"TENANT","limits":{"max_connections":1}}"#), Err((400, "malformed_json")));
@@ -337,10 +337,6 @@ mod tests {
         );
         assert_eq!(
             status(r#"{"name":"a","type":"USER","limits":{"max_connections":2,"min_connections":3}}"#),
-            Err((422, "invalid_partition_limits"))
-        );
-        assert_eq!(
-            status(r#"{"name":"a","type":"USER","limits":{"max_connections":101}}"#),
             Err((422, "invalid_partition_limits"))
         );
     }
