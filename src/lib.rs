@@ -71,6 +71,13 @@
 //! connections on up to four `rusty-db-close` threads. A factory that needs
 //! the caller's thread-local state should not rely on running there.
 //!
+//! The admin API ([`admin`], feature `admin`) names a pool `pool_<name>`
+//! (`pool_default` for the default name, as in the reference) and a
+//! connection `conn_<id>`; connection ids are unique in the process, so a
+//! kill by id needs no pool. Times are RFC 3339 in UTC to the second. The
+//! partition routes answer 404 `partitioning_not_enabled` until partitions
+//! exist, after checking the body.
+//!
 //! Factory methods and listener hooks are user code the pool treats as
 //! hostile: a panic in one is caught, logged and counted per
 //! [`Hook`](pool::Hook) in

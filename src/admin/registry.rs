@@ -64,7 +64,8 @@ impl Registry {
 
     /// Adds `pool` under its id (`pool_<name>`), which it returns. Fails
     /// with [`AdminError::DuplicatePool`] while another open pool has the
-    /// same id; give pools distinct names.
+    /// same id; give pools distinct names. (A pool whose handles were all
+    /// dropped frees its id.)
     pub fn register<C: Send + 'static>(&self, pool: &ConnectionPool<C>) -> Result<String, AdminError> {
         let id = pool_id(&pool.config().name);
         let mut pools = self.pools.write();
@@ -81,12 +82,13 @@ impl Registry {
         self.pools.write().remove(id).is_some()
     }
 
-    /// The ids of the registered pools that are still open, in order.
+    /// The ids of the registered pools whose last handle is not dropped
+    /// yet, in order.
     pub fn ids(&self) -> Vec<String> {
         self.open().into_iter().map(|(id, _)| id).collect()
     }
 
-    /// The pool registered as `id`, if it is still open.
+    /// The pool registered as `id`, unless its last handle was dropped.
     pub(crate) fn get(&self, id: &str) -> Option<Box<dyn AdminPool>> {
         // Cloned out, so the pool is upgraded (and later dropped, which
         // may close it) outside the lock.

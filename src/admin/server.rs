@@ -479,6 +479,10 @@ fn checked_reply(shared: &Shared, request: &mut tiny_http::Request) -> Result<Re
     }
     let method = request.method().as_str().to_string();
     route.check_method(&method)?;
+    // The limit holds for every request, whether its route reads a body or not.
+    if request.body_length().is_some_and(|n| n > shared.body_limit) {
+        return Err(too_large(shared.body_limit));
+    }
     let query = parse_query(query).ok_or_else(|| {
         ApiError::new(400, "invalid_parameter", "the query string has a bad %-escape or is not UTF-8")
     })?;
@@ -492,10 +496,7 @@ fn checked_reply(shared: &Shared, request: &mut tiny_http::Request) -> Result<Re
 
 /// Reads a request body of at most `limit` bytes within `timeout` in all.
 fn read_body(request: &mut tiny_http::Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::new(413, "payload_too_large", format!("the body is over the limit of {limit} bytes"));
-    if request.body_length().is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
+    let too_large = || too_large(limit);
     let deadline = Instant::now() + timeout;
     let mut body = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -519,6 +520,10 @@ fn read_body(request: &mut tiny_http::Request, limit: usize, timeout: Duration) 
             Err(e) => return Err(ApiError::new(400, "bad_request", format!("reading the body failed: {e}"))),
         }
     }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(413, "payload_too_large", format!("the body is over the limit of {limit} bytes"))
 }
 
 /// Sets the receive and send timeouts of `listener`, which the sockets it

@@ -316,12 +316,12 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// ([`Killed::Closed`]). A borrowed one is killed only with `force`:
     /// it is marked (its guard's
     /// [`is_killed`](super::PooledConnectionGuard::is_killed) says so),
-    /// its factory's cancel hook (see [`ConnectionDescription::on_cancel`])
+    /// its factory's cancel hook (see [`ConnectionDescription::on_cancel`](super::ConnectionDescription::on_cancel))
     /// runs on a thread of its own, and it is closed when it comes back
     /// ([`Killed::Marked`]). Its capacity returns to the pool either way.
     ///
-    /// Fails with [`PoolError::ConnectionNotFound`] if no open connection
-    /// has that id, and [`PoolError::ConnectionInUse`] for a borrowed one
+    /// Fails with [`PoolError::ConnectionNotFound`](super::PoolError::ConnectionNotFound) if no open connection
+    /// has that id, and [`PoolError::ConnectionInUse`](super::PoolError::ConnectionInUse) for a borrowed one
     /// without `force`.
     ///
     /// ```
