@@ -248,6 +248,7 @@ fn every_error_status_has_its_code_and_headers() {
     assert_eq!(status("POST", partitions, Some(body(1, 5).as_bytes())), (404, "partitioning_not_enabled".into()));
     // 413: over the body limit, by its Content-Length and by its bytes (chunked).
     assert_eq!(status("POST", partitions, Some(&[b' '; 2048])), (413, "payload_too_large".into()));
+    assert_eq!(status("GET", "/api/v1/pools", Some(&[b' '; 2048])), (413, "payload_too_large".into()));
     let chunked = format!(
         "POST {partitions} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n\
          Transfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n0\r\n\r\n",
