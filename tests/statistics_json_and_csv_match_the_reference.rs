@@ -4,25 +4,9 @@
 
 mod common;
 
-use common::{TrackingFactory, config};
+use common::{REFERENCE_STATS_FIELDS as REFERENCE_FIELDS, TrackingFactory, config};
 use rusty_db::pool::{ConnectionPool, PoolStatistics};
 use serde_json::Value;
-
-/// The fields of the reference's `GET /api/v1/pools/{pool_id}/stats` `data`.
-const REFERENCE_FIELDS: [&str; 12] = [
-    "connections_created",
-    "connections_closed",
-    "active_connections",
-    "idle_connections",
-    "total_connections",
-    "wait_queue_size",
-    "connections_per_second",
-    "avg_acquire_time_ms",
-    "avg_wait_time_ms",
-    "success_rate",
-    "pool_utilization",
-    "cache_hit_rate",
-];
 
 /// A pool with two connections created, one borrowed, one broken and closed.
 fn used_pool(name: &str) -> (ConnectionPool<common::TestConn>, PoolStatistics) {

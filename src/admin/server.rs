@@ -208,7 +208,8 @@ impl AdminServerBuilder {
         let local_addr = listener.local_addr().map_err(|e| AdminError::Start(e.to_string()))?;
         set_timeouts(&listener, self.read_timeout, self.write_timeout)
             .map_err(|e| AdminError::Start(format!("cannot set socket timeouts: {e}")))?;
-        let http = listen(&listener, self.ssl())?;
+        let ssl = self.ssl();
+        let http = listen(&listener, ssl.clone())?;
         let shared = Arc::new(Shared {
             registry,
             auth,
@@ -220,7 +221,7 @@ impl AdminServerBuilder {
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = Acceptor {
             listener,
-            ssl: self.ssl(),
+            ssl,
             current: http,
             retired: Vec::new(),
             quiet_after: self.read_timeout * 2 + self.write_timeout + Duration::from_secs(1),

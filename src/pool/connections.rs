@@ -208,21 +208,20 @@ impl<C: Send + 'static> Inner<C> {
     /// only with `force` (else [`PoolError::ConnectionInUse`]), by marking
     /// it for its release and calling its cancel hook.
     pub(crate) fn kill(&self, id: u64, force: bool) -> Result<Killed> {
-        let (_, slot) = self.find(id).ok_or(PoolError::ConnectionNotFound(id))?;
-        if force {
-            // Before looking in the stacks: a release racing this look
-            // then closes it, and an idle one is found below.
-            slot.kill(id);
-        }
         // An idle connection can be returned and borrowed again while this
         // looks; a few rounds settle it (with `force`, the mark closes it
         // at its next release whatever this finds).
-        for _ in 0..3 {
+        for round in 0..3 {
             let Some((index, slot)) = self.find(id) else {
-                // Gone: closed by its own release (which saw the mark), or
-                // by somebody else before.
-                return if force { Ok(Killed::Closed) } else { Err(PoolError::ConnectionNotFound(id)) };
+                // Never open, or gone since: closed by its own release
+                // (which saw the mark), or by somebody else.
+                return if force && round > 0 { Ok(Killed::Closed) } else { Err(PoolError::ConnectionNotFound(id)) };
             };
+            if force && round == 0 {
+                // Before looking in the stacks: a release racing this look
+                // then closes it, and an idle one is found below.
+                slot.kill(id);
+            }
             if slot.state() == SlotState::InUse {
                 if !force {
                     return Err(PoolError::ConnectionInUse(id));
@@ -248,34 +247,31 @@ impl<C: Send + 'static> Inner<C> {
     /// does and it still holds connection `id`, and closes that connection.
     fn close_idle(&self, index: u32, id: u64) -> bool {
         for shard in 0..self.shards() {
-            let mut above: Vec<Owned<'_, C>> = Vec::new();
-            let mut found = None;
+            let mut popped: Vec<Owned<'_, C>> = Vec::new();
+            let (mut target, mut seen) = (None, false);
             while let Some(owned) = self.engine.pop_home(shard) {
-                if owned.index() == index {
-                    found = Some(owned);
-                    break;
+                if owned.index() != index {
+                    popped.push(owned);
+                    continue;
                 }
-                above.push(owned);
+                seen = true;
+                if owned.slot().id() == id {
+                    target = Some(owned);
+                } else {
+                    // A newer connection in the same slot: not ours to kill.
+                    popped.push(owned);
+                }
+                break;
             }
             // Pushed back in reverse pop order: the stack is as it was.
-            above.reverse();
-            self.looked(self.engine.put_back(shard, above));
-            if let Some(mut owned) = found {
-                if owned.slot().id() != id {
-                    // A newer connection in the same slot: not ours to kill.
-                    self.looked(self.engine.put_back(shard, vec![owned]));
-                    return false;
-                }
-                return match owned.take() {
-                    Some(conn) => {
-                        self.discard(owned, conn, CloseReason::Killed);
-                        true
-                    }
-                    None => {
-                        self.free_slot(owned);
-                        true
-                    }
-                };
+            popped.reverse();
+            self.looked(self.engine.put_back(shard, popped));
+            if let Some(owned) = target {
+                self.close_owned(owned, CloseReason::Killed);
+                return true;
+            }
+            if seen {
+                return false;
             }
         }
         false

@@ -183,7 +183,7 @@ mod tests {
         assert!(!pool_side.validate(&conn).unwrap(), "the default would say true");
         pool_side.reset(&mut conn).unwrap();
         assert!(!pool_side.validate_query(&conn, "SELECT 1").unwrap(), "the default would call validate");
-        assert!(pool_side.describe(&conn).is_some(), "the default says nothing");
+        assert!(pool_side.describe(&conn).is_some(), "the default would say nothing");
         pool_side.close(conn).unwrap();
         let calls: Vec<usize> = user.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         assert_eq!(calls, [1, 1, 1, 1, 1, 1], "create, validate, reset, validate_query, close, describe");

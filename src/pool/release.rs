@@ -121,6 +121,15 @@ impl<C: Send + 'static> Inner<C> {
         self.free_slot(owned);
     }
 
+    /// Closes the connection of a slot the caller took out of the stacks
+    /// (or just frees the slot, if it holds none).
+    pub(super) fn close_owned(&self, mut owned: Owned<'_, C>, reason: CloseReason) {
+        match owned.take() {
+            Some(conn) => self.discard(owned, conn, reason),
+            None => self.free_slot(owned),
+        }
+    }
+
     pub(super) fn close_connection(&self, conn: C, id: u64, reason: CloseReason) {
         self.stats.record_closed(reason);
         self.notify(Hook::OnClose, |l| l.on_close(id, reason));

@@ -336,14 +336,6 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Closes an idle connection the pass took out, freeing its slot.
-    fn close_owned(&self, mut owned: Owned<'_, C>, reason: CloseReason) {
-        match owned.take() {
-            Some(conn) => self.discard(owned, conn, reason),
-            None => self.free_slot(owned),
-        }
-    }
-
     /// Creates connections until `min_size` are open (or creation fails).
     fn refill(&self) {
         while !self.is_closed() && self.live() < self.config.min_size {

@@ -39,6 +39,23 @@ impl Outcome {
     }
 }
 
+/// The fields of the reference's `GET /api/v1/pools/{pool_id}/stats`
+/// `data`, in its order.
+pub const REFERENCE_STATS_FIELDS: [&str; 12] = [
+    "connections_created",
+    "connections_closed",
+    "active_connections",
+    "idle_connections",
+    "total_connections",
+    "wait_queue_size",
+    "connections_per_second",
+    "avg_acquire_time_ms",
+    "avg_wait_time_ms",
+    "success_rate",
+    "pool_utilization",
+    "cache_hit_rate",
+];
+
 /// The message of every error the factory returns.
 pub const FACTORY_ERROR: &str = "test factory: database unreachable";
 /// The message of every panic the factory raises.
