@@ -43,7 +43,7 @@ impl ConnectionFactory<MyConnection> for MyConnectionFactory {
     fn validate(&self, connection: &MyConnection) -> Result<bool> {
         Ok(connection.is_connected())
     }
-    fn validate_query(&self, connection: &MyConnection, query: &str) -> Result<bool> {
+    fn validate_query(&self, connection: &mut MyConnection, query: &str) -> Result<bool> {
         connection.run_validation_query(Some(query))
     }
 }

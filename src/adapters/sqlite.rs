@@ -229,7 +229,7 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
     /// Runs a validator's `query` on the connection (cached statement, one
     /// step): `Ok(true)` if it yields a row, `Ok(false)` if it yields none,
     /// SQLite's error otherwise.
-    fn validate_query(&self, conn: &Connection, query: &str) -> Result<bool> {
+    fn validate_query(&self, conn: &mut Connection, query: &str) -> Result<bool> {
         run_query(conn, query)
     }
 
@@ -456,18 +456,18 @@ mod tests {
     #[test]
     fn validate_query_runs_the_query_on_the_database() {
         let factory = SqliteConnectionFactory::new(":memory:");
-        let conn = factory.create().expect("create");
-        assert!(factory.validate_query(&conn, "SELECT 1").expect("a row"));
-        assert!(!factory.validate_query(&conn, "SELECT 1 WHERE 0").expect("no row"));
+        let mut conn = factory.create().expect("create");
+        assert!(factory.validate_query(&mut conn, "SELECT 1").expect("a row"));
+        assert!(!factory.validate_query(&mut conn, "SELECT 1 WHERE 0").expect("no row"));
 
-        let err = factory.validate_query(&conn, "SELECT 1 FROM health").expect_err("no such table");
+        let err = factory.validate_query(&mut conn, "SELECT 1 FROM health").expect_err("no such table");
         let PoolError::Factory(ref e) = err else { panic!("expected Factory, got {err:?}") };
         assert!(e.get_ref().downcast_ref::<rusqlite::Error>().is_some(), "{err:?}");
 
         conn.execute_batch("CREATE TABLE health (ok INTEGER)").unwrap();
-        assert!(!factory.validate_query(&conn, "SELECT 1 FROM health").expect("an empty table"));
+        assert!(!factory.validate_query(&mut conn, "SELECT 1 FROM health").expect("an empty table"));
         conn.execute_batch("INSERT INTO health VALUES (1)").unwrap();
-        assert!(factory.validate_query(&conn, "SELECT 1 FROM health").expect("a row"));
+        assert!(factory.validate_query(&mut conn, "SELECT 1 FROM health").expect("a row"));
     }
 
     #[test]

@@ -238,10 +238,10 @@ impl<C: Send + 'static> Inner<C> {
     /// owns the (now empty) slot and must create in it or free it.
     #[inline(always)]
     fn check_out<'a>(&'a self, mut owned: Owned<'a, C>, home: usize) -> std::result::Result<Lease<C>, Owned<'a, C>> {
-        let conn = owned.take().expect("an idle slot holds a connection");
+        let mut conn = owned.take().expect("an idle slot holds a connection");
         let slot = owned.slot();
         slot.set_state(SlotState::InUse);
-        if self.config.validate_on_acquire && !self.is_valid_in(&conn, Some(slot)) {
+        if self.config.validate_on_acquire && !self.is_valid_in(&mut conn, Some(slot)) {
             self.reject(&owned, conn);
             return Err(owned);
         }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::config::PoolConfig;
 use super::connections::ConnectionDescription;
 use super::error::Result;
 
@@ -60,6 +61,16 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// [`validate`](Self::validate), for a check that needs the connection
+    /// mutably (a client whose every query takes `&mut self`, such as
+    /// `postgres::Client` or an r2d2 manager's `is_valid`). The pool always
+    /// validates through this method, on a connection it owns; the default
+    /// calls `validate`. Panics are counted under
+    /// [`Hook::Validate`](super::Hook::Validate).
+    fn validate_mut(&self, connection: &mut C) -> Result<bool> {
+        self.validate(connection)
+    }
+
     /// Puts a returned connection back into a clean state (roll back, reset
     /// session settings). Called on every return; an error closes it.
     fn reset(&self, connection: &mut C) -> Result<()> {
@@ -70,10 +81,10 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
     /// Runs a [`ConnectionValidator`](super::ConnectionValidator)'s
     /// query on the connection; `Ok(true)` if it answered as expected.
     /// Override it to send the query to the database; the default ignores
-    /// the query and calls [`validate`](Self::validate).
-    fn validate_query(&self, connection: &C, query: &str) -> Result<bool> {
+    /// the query and calls [`validate_mut`](Self::validate_mut).
+    fn validate_query(&self, connection: &mut C, query: &str) -> Result<bool> {
         let _ = query;
-        self.validate(connection)
+        self.validate_mut(connection)
     }
 
     /// Closes a connection for good. Errors are logged, never returned to a
@@ -91,6 +102,18 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
     fn describe(&self, connection: &C) -> Option<ConnectionDescription> {
         let _ = connection;
         None
+    }
+
+    /// Tells the factory about a pool it was given to: called once by
+    /// [`ConnectionPool::new`](super::ConnectionPool::new), before the
+    /// first `create`, with the pool's configuration (its
+    /// [`name`](super::PoolConfig::name), sizes and timeouts). The
+    /// PostgreSQL adapter names its connections after the pool here. A
+    /// factory shared by several pools hears from each. It must not block;
+    /// a panic is counted under [`Hook::Attach`](super::Hook::Attach) and
+    /// the pool goes on. The default does nothing.
+    fn attach(&self, pool: &PoolConfig) {
+        let _ = pool;
     }
 }
 
@@ -113,11 +136,16 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for Shared<F> {
     }
 
     #[inline]
+    fn validate_mut(&self, connection: &mut C) -> Result<bool> {
+        self.0.validate_mut(connection)
+    }
+
+    #[inline]
     fn reset(&self, connection: &mut C) -> Result<()> {
         self.0.reset(connection)
     }
 
-    fn validate_query(&self, connection: &C, query: &str) -> Result<bool> {
+    fn validate_query(&self, connection: &mut C, query: &str) -> Result<bool> {
         self.0.validate_query(connection, query)
     }
 
@@ -128,6 +156,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for Shared<F> {
     fn describe(&self, connection: &C) -> Option<ConnectionDescription> {
         self.0.describe(connection)
     }
+
+    fn attach(&self, pool: &PoolConfig) {
+        self.0.attach(pool)
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -136,11 +168,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::{ConnectionFactory, Shared};
-    use crate::pool::{ConnectionDescription, Result};
+    use crate::pool::{ConnectionDescription, PoolConfig, Result};
 
     /// Overrides every method and counts the calls, one counter each.
     #[derive(Default)]
-    struct Overrides([AtomicUsize; 6]);
+    struct Overrides([AtomicUsize; 8]);
 
     impl Overrides {
         fn hit(&self, method: usize) {
@@ -161,7 +193,11 @@ mod tests {
             self.hit(2);
             Ok(())
         }
-        fn validate_query(&self, _: &u8, _: &str) -> Result<bool> {
+        fn validate_mut(&self, _: &mut u8) -> Result<bool> {
+            self.hit(6);
+            Ok(false)
+        }
+        fn validate_query(&self, _: &mut u8, _: &str) -> Result<bool> {
             self.hit(3);
             Ok(false)
         }
@@ -173,6 +209,9 @@ mod tests {
             self.hit(5);
             Some(ConnectionDescription::new().user("u"))
         }
+        fn attach(&self, _: &PoolConfig) {
+            self.hit(7);
+        }
     }
 
     #[test]
@@ -181,11 +220,17 @@ mod tests {
         let pool_side: Box<dyn ConnectionFactory<u8>> = Box::new(Shared(Arc::clone(&user)));
         let mut conn = pool_side.create().unwrap();
         assert!(!pool_side.validate(&conn).unwrap(), "the default would say true");
+        assert!(!pool_side.validate_mut(&mut conn).unwrap(), "the default would call validate");
         pool_side.reset(&mut conn).unwrap();
-        assert!(!pool_side.validate_query(&conn, "SELECT 1").unwrap(), "the default would call validate");
+        assert!(!pool_side.validate_query(&mut conn, "SELECT 1").unwrap(), "the default would call validate_mut");
         assert!(pool_side.describe(&conn).is_some(), "the default would say nothing");
+        pool_side.attach(&PoolConfig::default());
         pool_side.close(conn).unwrap();
         let calls: Vec<usize> = user.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        assert_eq!(calls, [1, 1, 1, 1, 1, 1], "create, validate, reset, validate_query, close, describe");
+        assert_eq!(
+            calls,
+            [1, 1, 1, 1, 1, 1, 1, 1],
+            "create, validate, reset, validate_query, close, describe, validate_mut, attach"
+        );
     }
 }

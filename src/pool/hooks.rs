@@ -43,6 +43,8 @@ pub enum Hook {
     Describe,
     /// A connection's cancel hook (`ConnectionDescription::on_cancel`).
     Cancel,
+    /// `ConnectionFactory::attach`.
+    Attach,
     /// `PoolEventListener::on_create`.
     OnCreate,
     /// `PoolEventListener::on_acquire`.
@@ -59,7 +61,7 @@ pub enum Hook {
 
 impl Hook {
     /// How many hooks there are.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// Every hook, in a stable order (for per-hook counters and labels).
     pub const ALL: [Hook; Hook::COUNT] = [
@@ -70,6 +72,7 @@ impl Hook {
         Hook::Close,
         Hook::Describe,
         Hook::Cancel,
+        Hook::Attach,
         Hook::OnCreate,
         Hook::OnAcquire,
         Hook::OnRelease,
@@ -93,6 +96,7 @@ impl Hook {
             Hook::Close => "close",
             Hook::Describe => "describe",
             Hook::Cancel => "cancel",
+            Hook::Attach => "attach",
             Hook::OnCreate => "on_create",
             Hook::OnAcquire => "on_acquire",
             Hook::OnRelease => "on_release",
@@ -121,6 +125,7 @@ impl Hook {
                 | Hook::Close
                 | Hook::Describe
                 | Hook::Cancel
+                | Hook::Attach
         )
     }
 }

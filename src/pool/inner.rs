@@ -32,7 +32,7 @@ pub(crate) use super::events::CloseReason;
 use super::events::PoolEventListener;
 use super::factory::ConnectionFactory;
 use super::guard_refs::GuardRefs;
-use super::hooks::{Panicked, panic_message};
+use super::hooks::{Hook, Panicked, panic_message};
 use super::leak::LeakDetector;
 use super::slot::SlotState;
 use super::stats::{Gauges, PoolStats};
@@ -126,6 +126,7 @@ impl<C: Send + 'static> Inner<C> {
             let interval = inner.config.effective_maintenance_interval();
             inner.attach_leak_detector(LeakDetector::new(threshold, interval));
         }
+        inner.guarded(Hook::Attach, || inner.factory.attach(&inner.config));
         for n in 0..inner.config.initial_size {
             let owned = inner.engine.take_vacant().expect("initial_size <= max_size");
             // On error `inner` is dropped, which closes what was created.

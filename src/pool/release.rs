@@ -64,14 +64,14 @@ impl<C: Send + 'static> Inner<C> {
     /// Inlined, so the common case (no validator: ask the factory) costs the
     /// fast path no call of its own.
     #[inline(always)]
-    pub(super) fn is_valid_in(&self, conn: &C, slot: Option<&Slot<C>>) -> bool {
+    pub(super) fn is_valid_in(&self, conn: &mut C, slot: Option<&Slot<C>>) -> bool {
         let valid = match &self.config.validator {
             Some(validator) => self.check_with_validator(validator, conn, slot),
             // Reduced to a bool inside the closure: moving the whole
             // `Result` out through `catch_unwind` re-read, as wide loads,
             // bytes the callee had just written piecewise (a stall the
             // store buffer cannot forward, about 5 ns per call).
-            None => self.passes(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
+            None => self.passes(Hook::Validate, || matches!(self.factory.validate_mut(conn), Ok(true))),
         };
         if !valid {
             if let Some(slot) = slot {
@@ -83,7 +83,7 @@ impl<C: Send + 'static> Inner<C> {
 
     /// `is_valid_in` through a configured validator.
     #[inline(never)]
-    fn check_with_validator(&self, validator: &ConnectionValidator, conn: &C, slot: Option<&Slot<C>>) -> bool {
+    fn check_with_validator(&self, validator: &ConnectionValidator, conn: &mut C, slot: Option<&Slot<C>>) -> bool {
         // Tick first: on a stale clock, a connection idle for longer than the
         // bypass window would look recently used and skip its check. (Its
         // stamp may be stale too, which only errs toward checking.)
@@ -95,7 +95,7 @@ impl<C: Send + 'static> Inner<C> {
             Some(query) => {
                 self.passes(Hook::ValidateQuery, || matches!(self.factory.validate_query(conn, query), Ok(true)))
             }
-            None => self.passes(Hook::Validate, || matches!(self.factory.validate(conn), Ok(true))),
+            None => self.passes(Hook::Validate, || matches!(self.factory.validate_mut(conn), Ok(true))),
         })
     }
 

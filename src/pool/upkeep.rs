@@ -323,8 +323,8 @@ impl<C: Send + 'static> Inner<C> {
     /// Validates one idle connection the pass took out; puts it back or
     /// closes it.
     fn keep_alive(&self, mut owned: Owned<'_, C>) {
-        let Some(conn) = owned.take() else { return self.free_slot(owned) };
-        if self.is_valid_in(&conn, None) {
+        let Some(mut conn) = owned.take() else { return self.free_slot(owned) };
+        if self.is_valid_in(&mut conn, None) {
             // Stamped when the check ended, not when the pass began: a check
             // slower than the interval would otherwise come due again at once.
             let now = self.epoch.elapsed();

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rusty_db::pool::{
-    CloseReason, ConnectionFactory, ConnectionPool, ConnectionValidator, Hook, LeakInfo, PoolError, PoolEventListener,
-    PooledConnectionGuard, Result,
+    CloseReason, ConnectionFactory, ConnectionPool, ConnectionValidator, Hook, LeakInfo, PoolConfig, PoolError,
+    PoolEventListener, PooledConnectionGuard, Result,
 };
 
 use super::Rng;
@@ -172,7 +172,7 @@ impl ConnectionFactory<HostileConn> for HostileFactory {
         Ok(true)
     }
 
-    fn validate_query(&self, conn: &HostileConn, _query: &str) -> Result<bool> {
+    fn validate_query(&self, conn: &mut HostileConn, _query: &str) -> Result<bool> {
         self.owned_by_pool(conn, "validate_query");
         self.trigger.enter(Hook::ValidateQuery);
         Ok(true)
@@ -190,6 +190,10 @@ impl ConnectionFactory<HostileConn> for HostileFactory {
         self.trigger.enter(Hook::Close);
         drop(conn);
         Ok(())
+    }
+
+    fn attach(&self, _pool: &PoolConfig) {
+        self.trigger.enter(Hook::Attach);
     }
 }
 

@@ -396,7 +396,7 @@ impl ConnectionFactory<TestConn> for TrackingFactory {
     }
 
     /// Records the query, then answers like `validate`.
-    fn validate_query(&self, conn: &TestConn, query: &str) -> Result<bool> {
+    fn validate_query(&self, conn: &mut TestConn, query: &str) -> Result<bool> {
         self.validation_queries.lock().unwrap().push(query.to_string());
         self.validate(conn)
     }
