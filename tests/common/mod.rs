@@ -8,6 +8,7 @@
 // Each test file includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod hostile;
 pub mod http;
 
