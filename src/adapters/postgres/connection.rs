@@ -1,0 +1,114 @@
+//! A pooled PostgreSQL session: the `postgres::Client`, and what the
+//! server told us about it when it opened (for the admin API's list and
+//! for a cancel request).
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use postgres::{CancelToken, Client, SimpleQueryMessage};
+
+/// One pooled connection: a [`postgres::Client`] (which it dereferences
+/// to, so `conn.query(..)` works on the guard) and the session's identity,
+/// read once when it opened.
+///
+/// ```no_run
+/// # use rusty_db::adapters::postgres::PgConnection;
+/// fn count(conn: &mut PgConnection) -> Result<i64, postgres::Error> {
+///     let row = conn.query_one("SELECT count(*) FROM pg_stat_activity", &[])?;
+///     Ok(row.get(0))
+/// }
+/// ```
+pub struct PgConnection {
+    client: Client,
+    backend_pid: i32,
+    user: String,
+    database: String,
+    client_addr: Option<String>,
+}
+
+impl PgConnection {
+    /// Reads the session's identity (one round trip) and wraps `client`.
+    pub(super) fn open(mut client: Client) -> Result<PgConnection, postgres::Error> {
+        let messages = client.simple_query(
+            "SELECT pg_backend_pid(), current_user, current_database(), \
+             host(inet_client_addr()) || ':' || inet_client_port()",
+        )?;
+        let row = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        let text = |i: usize| row.and_then(|r| r.get(i)).map(str::to_owned);
+        Ok(PgConnection {
+            backend_pid: text(0).and_then(|pid| pid.parse().ok()).unwrap_or(0),
+            user: text(1).unwrap_or_default(),
+            database: text(2).unwrap_or_default(),
+            // NULL over a Unix socket.
+            client_addr: text(3),
+            client,
+        })
+    }
+
+    /// The server process serving this session (`pg_backend_pid()`, the
+    /// `pid` column of `pg_stat_activity`).
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
+    /// The session's user (`current_user` when it opened).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The database the session is connected to.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Our address as the server sees it (`ip:port`), `None` over a Unix
+    /// socket.
+    pub fn client_addr(&self) -> Option<&str> {
+        self.client_addr.as_deref()
+    }
+
+    /// A token that asks the server to cancel the query this session is
+    /// running, from any thread.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.client.cancel_token()
+    }
+
+    /// The client, for code that wants a `&mut postgres::Client` by name.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// The client, leaving the pool's wrapper behind.
+    pub fn into_client(self) -> Client {
+        self.client
+    }
+}
+
+impl Deref for PgConnection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PgConnection {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl fmt::Debug for PgConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConnection")
+            .field("backend_pid", &self.backend_pid)
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("client_addr", &self.client_addr)
+            .field("closed", &self.client.is_closed())
+            .finish()
+    }
+}
