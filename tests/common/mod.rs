@@ -11,6 +11,7 @@
 pub mod fault_proxy;
 pub mod hostile;
 pub mod http;
+pub mod pg;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
