@@ -2,7 +2,8 @@
 //! releasing from a warm pool (with and without validation, with and
 //! without statistics, with either home-shard policy, with adaptive aging
 //! over 100 connections), `try_acquire` on an
-//! exhausted pool, and a release that hands the connection to a waiter.
+//! exhausted pool, a release that hands the connection to a waiter, and
+//! the SQLite adapter's `validate` beside r2d2_sqlite's `is_valid`.
 //!
 //! `cargo bench --bench cycle`. Contention and peer comparisons live in
 //! `benches/contention`; this one isolates the per-operation cost.
@@ -110,5 +111,27 @@ fn release_with_waiter(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, single_thread_cycle, release_with_waiter);
+/// The check each acquire pays with `validate_on_acquire` (our default, and
+/// r2d2's `test_on_check_out`): the SQLite adapter's against
+/// r2d2_sqlite's `is_valid` (`execute_batch("")`), on the same in-memory
+/// connection type.
+#[cfg(feature = "sqlite")]
+fn sqlite_validate(c: &mut Criterion) {
+    use r2d2::ManageConnection;
+    use rusty_db::adapters::sqlite::SqliteConnectionFactory;
+
+    let mut group = c.benchmark_group("sqlite_validate");
+    let ours = SqliteConnectionFactory::new(":memory:");
+    let mut conn = ours.create().expect("sqlite");
+    group.bench_function("rusty_db", |b| b.iter(|| black_box(ours.validate_mut(&mut conn).expect("valid"))));
+    let theirs = r2d2_sqlite::SqliteConnectionManager::memory();
+    let mut conn = theirs.connect().expect("sqlite");
+    group.bench_function("r2d2_sqlite", |b| b.iter(|| black_box(theirs.is_valid(&mut conn).is_ok())));
+    group.finish();
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_validate(_: &mut Criterion) {}
+
+criterion_group!(benches, single_thread_cycle, release_with_waiter, sqlite_validate);
 criterion_main!(benches);

@@ -29,9 +29,6 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest busy timeout SQLite accepts: `i32::MAX` milliseconds (about 24.8 days).
 const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
-/// The statement `validate` runs; cached per connection, so it is prepared once.
-const VALIDATION_QUERY: &str = "SELECT 1";
-
 type InitHook = dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync;
 
 /// Opens [`rusqlite::Connection`]s to one SQLite database for a
@@ -43,15 +40,15 @@ type InitHook = dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync;
 /// each other; see [`with_wal`](Self::with_wal)); then the
 /// [`with_init`](Self::with_init) hook.
 ///
-/// - `validate` is cheap enough to run on every acquire (the pool's default):
-///   a connection still inside a transaction is invalid, otherwise a cached
-///   `SELECT 1` must step. Measured on one AMD EPYC core (release build):
-///   about 0.16 µs, which takes an uncontended acquire-and-drop from
-///   0.06 µs to 0.24 µs, against about 1 µs for an uncached `SELECT 1` and
-///   2.5 µs for a cached query that reads one row. It deliberately does not
-///   read the database file: that could fail with `SQLITE_BUSY` under write
-///   contention and close a healthy connection. Set the pool's
-///   `validate_on_acquire(false)` to skip it; `reset` still runs.
+/// - `validate` is as cheap as r2d2_sqlite's `is_valid` (about 2 ns each,
+///   measured side by side in `benches/cycle.rs`): it checks that the
+///   connection is not inside a transaction (`sqlite3_get_autocommit`), the
+///   one way an embedded connection goes bad between borrowers. It makes
+///   no query: an embedded connection has no socket to lose, and reading
+///   the database file could fail with `SQLITE_BUSY` under write contention
+///   and close a healthy connection. (It used to step a cached `SELECT 1`,
+///   about 130 ns, which checked nothing more.) To check the file or a
+///   table, give the pool a validator query (below).
 /// - `reset` rolls back a transaction the borrower left open, so the next
 ///   borrower starts in autocommit mode.
 /// - `validate_query` is how a pool's
@@ -157,7 +154,7 @@ impl SqliteConnectionFactory {
     }
 
     /// How many prepared statements each connection keeps for
-    /// `prepare_cached`. Default rusqlite's (16); `validate` uses one entry.
+    /// `prepare_cached`. Default rusqlite's (16).
     #[must_use]
     pub fn with_statement_cache_capacity(mut self, capacity: usize) -> Self {
         self.statement_cache_capacity = Some(capacity);
@@ -220,8 +217,7 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
         self.open().map_err(PoolError::factory)
     }
 
-    /// `false` if the connection is inside a transaction; otherwise a cached
-    /// `SELECT 1` must return 1 (about 0.16 µs).
+    /// `false` if the connection is inside a transaction (about 2 ns).
     fn validate(&self, conn: &Connection) -> Result<bool> {
         cheap_check(conn)
     }
@@ -257,17 +253,9 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
     }
 }
 
-/// The adapter's own check, cheap enough for every acquire: no open
-/// transaction, and a cached `SELECT 1` answers 1.
+/// The adapter's own check, as cheap as r2d2_sqlite's: no open transaction.
 fn cheap_check(conn: &Connection) -> Result<bool> {
-    if !conn.is_autocommit() {
-        return Ok(false);
-    }
-    let one: i64 = conn
-        .prepare_cached(VALIDATION_QUERY)
-        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
-        .map_err(PoolError::factory)?;
-    Ok(one == 1)
+    Ok(conn.is_autocommit())
 }
 
 /// Prepares `query` through the connection's statement cache and steps it
