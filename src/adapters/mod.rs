@@ -6,3 +6,6 @@ pub mod sqlite;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+
+#[cfg(feature = "r2d2")]
+pub mod r2d2;
