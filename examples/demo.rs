@@ -1,14 +1,18 @@
-//! A read/write workload against SQLite through a rusty-db pool.
+//! A read/write workload against SQLite (or PostgreSQL) through a rusty-db
+//! pool.
 //!
-//! Worker threads share a pool of a few SQLite connections to a WAL database
-//! in a temporary folder. Each operation borrows a connection for one
-//! statement: 80 % point reads, 20 % single-row updates. A live line on
+//! Worker threads share a pool of a few connections: by default to a SQLite
+//! WAL database in a temporary folder, with `--postgres URL` (and the
+//! `postgres` feature) to a table of its own on a PostgreSQL server. Each
+//! operation borrows a connection for one statement: 80 % point reads,
+//! 20 % single-row updates. A live line on
 //! stderr shows the pool at work (borrowed, idle, waiting); the summary on
 //! stdout shows throughput, how long threads waited to acquire, and how
 //! often the pool reused a connection instead of opening one.
 //!
 //! ```text
 //! cargo run --release --example demo -- --threads 32 --pool-size 4 --duration 2
+//! cargo run --release --example demo --features postgres -- --postgres postgres://postgres@127.0.0.1/test
 //! ```
 
 use std::error::Error;
@@ -23,17 +27,22 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rusty_db::adapters::sqlite::SqliteConnectionFactory;
-use rusty_db::adapters::sqlite::rusqlite::{self, Connection, params};
+use rusty_db::adapters::sqlite::rusqlite::{Connection, params};
 use rusty_db::admin::{AdminServer, Registry};
 use rusty_db::pool::{
     ConnectionDescription, ConnectionFactory, ConnectionPool, PoolConfig, PoolError, Result as PoolResult,
 };
+
+/// What a workload needs of a connection, whichever the database.
+type DbResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 const USAGE: &str = "\
 Usage: cargo run --release --example demo -- [OPTIONS]
 
 Runs a multi-threaded read/write workload (80 % reads, 20 % writes) against a
 SQLite database in a temporary folder, through a rusty-db connection pool.
+With --postgres, runs it against a PostgreSQL server instead, in a table of its
+own (rusty_db_demo_kv, created and dropped by the run).
 
 Options:
   --threads N        worker threads, 1 to 1024 (default 8)
@@ -43,6 +52,8 @@ Options:
                      a free loopback port); printed as \"admin: http://ADDR/\"
   --admin-token T    the admin API's bearer token (default: a random one,
                      printed)
+  --postgres URL     use PostgreSQL at URL (postgres://user@host:port/db);
+                     needs the build's `postgres` feature
   -h, --help         print this help
 ";
 
@@ -96,6 +107,7 @@ struct Options {
     pool_size: usize,
     admin_addr: SocketAddr,
     admin_token: Option<String>,
+    postgres: Option<String>,
 }
 
 impl Default for Options {
@@ -106,6 +118,7 @@ impl Default for Options {
             pool_size: 4,
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_token: None,
+            postgres: None,
         }
     }
 }
@@ -140,6 +153,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                     .map_err(|_| format!("{flag} expects an address like 127.0.0.1:8080, got '{value}'"))?;
             }
             "--admin-token" => options.admin_token = Some(value_of(&flag, inline, &mut args)?),
+            "--postgres" => options.postgres = Some(value_of(&flag, inline, &mut args)?),
             "-h" | "--help" => return Err(format!("{flag} takes no value")),
             other if other.starts_with('-') => return Err(format!("unknown option '{other}'")),
             other => return Err(format!("unexpected argument '{other}'")),
@@ -170,13 +184,44 @@ fn parse_seconds(flag: &str, value: &str) -> Result<Duration, String> {
 
 // === The run ===
 
-/// Sets up the database and the pool, runs the workload, and sums it up.
+/// Runs the workload on the database the options name.
 fn run(options: &Options) -> Result<Summary, Box<dyn Error>> {
+    match &options.postgres {
+        None => run_sqlite(options),
+        Some(url) => run_postgres(options, url),
+    }
+}
+
+/// On a SQLite database in a temporary folder.
+fn run_sqlite(options: &Options) -> Result<Summary, Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
     let sqlite = SqliteConnectionFactory::new(dir.path().join("demo.db")).with_busy_timeout(BUSY_TIMEOUT);
-    let factory = Arc::new(CountingFactory { inner: sqlite, created: AtomicU64::new(0) });
+    // Every connection is closed before the temporary folder is deleted.
+    run_on(options, sqlite, "SQLite connection")
+}
+
+/// On a PostgreSQL server, in a table of the demo's own.
+#[cfg(feature = "postgres")]
+fn run_postgres(options: &Options, url: &str) -> Result<Summary, Box<dyn Error>> {
+    use rusty_db::adapters::postgres::PostgresConnectionFactory;
+    let factory = PostgresConnectionFactory::new(url)?.with_connect_timeout(Duration::from_secs(5));
+    run_on(options, factory, "PostgreSQL connection")
+}
+
+#[cfg(not(feature = "postgres"))]
+fn run_postgres(_: &Options, _: &str) -> Result<Summary, Box<dyn Error>> {
+    Err("this demo was built without PostgreSQL: run it with `--features postgres`".into())
+}
+
+/// Sets up the table and the pool, runs the workload, and sums it up.
+fn run_on<C: Workload, F: ConnectionFactory<C>>(
+    options: &Options,
+    factory: F,
+    noun: &'static str,
+) -> Result<Summary, Box<dyn Error>> {
+    let factory = Arc::new(CountingFactory { inner: factory, created: AtomicU64::new(0) });
     let pool = ConnectionPool::new(pool_config(options)?, Arc::clone(&factory))?;
-    seed(&pool)?;
+    pool.acquire()?.seed().map_err(|e| -> Box<dyn Error> { e })?;
     let created_up_front = factory.created();
     let admin = start_admin(&pool, options)?;
 
@@ -185,15 +230,19 @@ fn run(options: &Options) -> Result<Summary, Box<dyn Error>> {
     let elapsed = started.elapsed();
 
     admin.shutdown();
-    // Close every connection before the temporary folder is deleted.
-    drop(pool);
+    let dropped: Result<(), Box<dyn Error>> = match pool.acquire() {
+        Ok(mut conn) => conn.drop_table().map_err(|e| -> Box<dyn Error> { e }),
+        Err(e) => Err(e.into()),
+    };
+    pool.close();
+    dropped?;
     let total = stats.into_iter().fold(WorkerStats::new(), WorkerStats::merge);
-    Ok(Summary { options: options.clone(), elapsed, total, created_up_front, created: factory.created() })
+    Ok(Summary { options: options.clone(), noun, elapsed, total, created_up_front, created: factory.created() })
 }
 
 /// Serves the admin REST API over the pool while the workload runs, and
 /// prints where and with which token, so it can be tried with curl.
-fn start_admin(pool: &ConnectionPool<Connection>, options: &Options) -> Result<AdminServer, Box<dyn Error>> {
+fn start_admin<C: Send + 'static>(pool: &ConnectionPool<C>, options: &Options) -> Result<AdminServer, Box<dyn Error>> {
     let registry = Registry::new();
     let id = registry.register(pool)?;
     let builder = AdminServer::builder().bind(options.admin_addr);
@@ -223,55 +272,139 @@ fn pool_config(options: &Options) -> PoolResult<PoolConfig> {
         .build()
 }
 
-/// Creates `kv` with `ROWS` rows, in one transaction.
-fn seed(pool: &ConnectionPool<Connection>) -> Result<(), Box<dyn Error>> {
-    let mut conn = pool.acquire()?;
-    conn.execute_batch("CREATE TABLE kv (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")?;
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare("INSERT INTO kv (id, value) VALUES (?1, ?2)")?;
-        for id in 1..=ROWS {
-            insert.execute(params![id, format!("value-{id}")])?;
-        }
+/// The workload's statements, on one database.
+trait Workload: Send + 'static {
+    /// Creates the table with `ROWS` rows.
+    fn seed(&mut self) -> DbResult<()>;
+    /// Reads row `id`.
+    fn read(&mut self, id: i64) -> DbResult<()>;
+    /// Updates row `id`.
+    fn write(&mut self, id: i64, value: &str) -> DbResult<()>;
+    /// Drops the table (a temporary SQLite file goes with its folder).
+    fn drop_table(&mut self) -> DbResult<()> {
+        Ok(())
     }
-    tx.commit()?;
-    Ok(())
 }
 
-/// Counts the connections the pool opens; everything else is SQLite's.
-struct CountingFactory {
-    inner: SqliteConnectionFactory,
+const READ_SQL: &str = "SELECT value FROM kv WHERE id = ?1";
+const WRITE_SQL: &str = "UPDATE kv SET value = ?1 WHERE id = ?2";
+
+impl Workload for Connection {
+    /// Creates `kv` in one transaction.
+    fn seed(&mut self) -> DbResult<()> {
+        self.execute_batch("CREATE TABLE kv (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")?;
+        let tx = self.transaction()?;
+        {
+            let mut insert = tx.prepare("INSERT INTO kv (id, value) VALUES (?1, ?2)")?;
+            for id in 1..=ROWS {
+                insert.execute(params![id, format!("value-{id}")])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn read(&mut self, id: i64) -> DbResult<()> {
+        let mut select = self.prepare_cached(READ_SQL)?;
+        let _value: String = select.query_row([id], |row| row.get(0))?;
+        Ok(())
+    }
+
+    fn write(&mut self, id: i64, value: &str) -> DbResult<()> {
+        let mut update = self.prepare_cached(WRITE_SQL)?;
+        update.execute(params![value, id])?;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use rusty_db::adapters::postgres::PgConnection;
+    use rusty_db::adapters::postgres::postgres::types::Type;
+
+    use super::{DbResult, ROWS, Workload};
+
+    const TABLE: &str = "rusty_db_demo_kv";
+
+    impl Workload for PgConnection {
+        /// Creates the demo's table afresh, rows and all, in one statement.
+        fn seed(&mut self) -> DbResult<()> {
+            self.batch_execute(&format!(
+                "DROP TABLE IF EXISTS {TABLE}; \
+                 CREATE TABLE {TABLE} (id bigint PRIMARY KEY, value text NOT NULL); \
+                 INSERT INTO {TABLE} SELECT n, 'value-' || n FROM generate_series(1, {ROWS}) AS n"
+            ))?;
+            Ok(())
+        }
+
+        /// One round trip: typed parameters need no prepare.
+        fn read(&mut self, id: i64) -> DbResult<()> {
+            let sql = format!("SELECT value FROM {TABLE} WHERE id = $1");
+            let rows = self.query_typed(&sql, &[(&id, Type::INT8)])?;
+            let _value: &str = rows.first().ok_or("a seeded row is missing")?.get(0);
+            Ok(())
+        }
+
+        fn write(&mut self, id: i64, value: &str) -> DbResult<()> {
+            let sql = format!("UPDATE {TABLE} SET value = $1 WHERE id = $2");
+            self.query_typed(&sql, &[(&value, Type::TEXT), (&id, Type::INT8)])?;
+            Ok(())
+        }
+
+        fn drop_table(&mut self) -> DbResult<()> {
+            self.batch_execute(&format!("DROP TABLE IF EXISTS {TABLE}"))?;
+            Ok(())
+        }
+    }
+}
+
+/// Counts the connections the pool opens; everything else is the
+/// database adapter's.
+struct CountingFactory<F> {
+    inner: F,
     created: AtomicU64,
 }
 
-impl CountingFactory {
+impl<F> CountingFactory<F> {
     fn created(&self) -> u64 {
         self.created.load(Ordering::Relaxed)
     }
 }
 
-impl ConnectionFactory<Connection> for CountingFactory {
-    fn create(&self) -> PoolResult<Connection> {
+impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for CountingFactory<F> {
+    fn create(&self) -> PoolResult<C> {
         let conn = self.inner.create()?;
         // Relaxed: a plain counter, read after the workers are joined.
         self.created.fetch_add(1, Ordering::Relaxed);
         Ok(conn)
     }
 
-    fn validate(&self, conn: &Connection) -> PoolResult<bool> {
+    fn validate(&self, conn: &C) -> PoolResult<bool> {
         self.inner.validate(conn)
     }
 
-    fn reset(&self, conn: &mut Connection) -> PoolResult<()> {
+    fn validate_mut(&self, conn: &mut C) -> PoolResult<bool> {
+        self.inner.validate_mut(conn)
+    }
+
+    fn validate_query(&self, conn: &mut C, query: &str) -> PoolResult<bool> {
+        self.inner.validate_query(conn, query)
+    }
+
+    fn reset(&self, conn: &mut C) -> PoolResult<()> {
         self.inner.reset(conn)
     }
 
-    fn close(&self, conn: Connection) -> PoolResult<()> {
+    fn close(&self, conn: C) -> PoolResult<()> {
         self.inner.close(conn)
     }
 
-    fn describe(&self, conn: &Connection) -> Option<ConnectionDescription> {
+    fn describe(&self, conn: &C) -> Option<ConnectionDescription> {
         self.inner.describe(conn)
+    }
+
+    fn attach(&self, pool: &PoolConfig) {
+        self.inner.attach(pool)
     }
 }
 
@@ -285,7 +418,7 @@ struct Progress(AtomicU64);
 
 /// Runs the workers until the deadline while the calling thread draws the
 /// live line; returns each worker's statistics.
-fn run_workers(pool: &ConnectionPool<Connection>, options: &Options) -> Vec<WorkerStats> {
+fn run_workers<C: Workload>(pool: &ConnectionPool<C>, options: &Options) -> Vec<WorkerStats> {
     let progress: Vec<Progress> = (0..options.threads).map(|_| Progress::default()).collect();
     let running = AtomicUsize::new(options.threads);
     let start = Instant::now();
@@ -318,7 +451,7 @@ enum Op {
 }
 
 /// Borrows a connection for one statement at a time until `deadline`.
-fn worker(pool: &ConnectionPool<Connection>, seed: u64, deadline: Instant, progress: &Progress) -> WorkerStats {
+fn worker<C: Workload>(pool: &ConnectionPool<C>, seed: u64, deadline: Instant, progress: &Progress) -> WorkerStats {
     let mut rng = XorShift::new(seed);
     let mut stats = WorkerStats::new();
     loop {
@@ -328,7 +461,7 @@ fn worker(pool: &ConnectionPool<Connection>, seed: u64, deadline: Instant, progr
         }
         let acquired = pool.acquire();
         stats.acquire_wait_ns.saturating_record(nanos(started.elapsed()));
-        let conn = match acquired {
+        let mut conn = match acquired {
             Ok(conn) => conn,
             Err(PoolError::ConnectionTimeout(_)) => {
                 stats.timeouts += 1;
@@ -347,33 +480,18 @@ fn worker(pool: &ConnectionPool<Connection>, seed: u64, deadline: Instant, progr
             Op::Write => WRITE_SQL,
         });
         let result = match op {
-            Op::Read => read(&conn, id),
-            Op::Write => write(&conn, id, &format!("value-{:016x}", rng.next())),
+            Op::Read => conn.read(id),
+            Op::Write => conn.write(id, &format!("value-{:016x}", rng.next())),
         };
         drop(conn); // back to the pool before the bookkeeping
         match (result, op) {
             (Ok(()), Op::Read) => stats.reads += 1,
             (Ok(()), Op::Write) => stats.writes += 1,
-            (Err(error), _) => stats.record_error(&error),
+            (Err(error), _) => stats.record_error(&*error),
         }
         // Relaxed: a progress display, nothing depends on it.
         progress.0.store(stats.reads + stats.writes, Ordering::Relaxed);
     }
-}
-
-const READ_SQL: &str = "SELECT value FROM kv WHERE id = ?1";
-const WRITE_SQL: &str = "UPDATE kv SET value = ?1 WHERE id = ?2";
-
-fn read(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    let mut select = conn.prepare_cached(READ_SQL)?;
-    let _value: String = select.query_row([id], |row| row.get(0))?;
-    Ok(())
-}
-
-fn write(conn: &Connection, id: i64, value: &str) -> rusqlite::Result<()> {
-    let mut update = conn.prepare_cached(WRITE_SQL)?;
-    update.execute(params![value, id])?;
-    Ok(())
 }
 
 /// What one worker did; merged into one at the end.
@@ -448,8 +566,8 @@ fn nanos(d: Duration) -> u64 {
 
 /// Redraws the progress line until every worker has finished: in place
 /// every `TICK` on a terminal, one line a second otherwise (logs, pipes).
-fn show_progress(
-    pool: &ConnectionPool<Connection>,
+fn show_progress<C: Send + 'static>(
+    pool: &ConnectionPool<C>,
     progress: &[Progress],
     running: &AtomicUsize,
     start: Instant,
@@ -495,6 +613,8 @@ fn show_progress(
 /// The numbers printed at the end.
 struct Summary {
     options: Options,
+    /// What the pool holds: "SQLite connection", "PostgreSQL connection".
+    noun: &'static str,
     elapsed: Duration,
     total: WorkerStats,
     created_up_front: u64,
@@ -515,7 +635,7 @@ impl fmt::Display for Summary {
             f,
             "rusty-db demo: {}, pool of up to {}, {:.2} s\n",
             plural(o.threads, "thread"),
-            plural(o.pool_size, "SQLite connection"),
+            plural(o.pool_size, self.noun),
             secs
         )?;
         writeln!(f, "operations    {:>12}   {:>10} ops/s", thousands(ops), thousands((ops as f64 / secs) as u64))?;

@@ -106,8 +106,10 @@ impl PostgresConnectionFactory {
     /// [`PoolError::InvalidConfig`] if the string does not parse (the
     /// message never repeats the string: it may hold a password).
     pub fn new(connection_string: &str) -> Result<Self> {
-        let config = postgres::Config::from_str(connection_string)
-            .map_err(|e| PoolError::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))?;
+        let config = postgres::Config::from_str(connection_string).map_err(|e| {
+            let cause = e.source().map(|cause| format!(": {cause}")).unwrap_or_default();
+            PoolError::InvalidConfig(format!("invalid PostgreSQL connection string: {e}{cause}"))
+        })?;
         Ok(Self::from_config(config))
     }
 
