@@ -133,5 +133,31 @@ fn sqlite_validate(c: &mut Criterion) {
 #[cfg(not(feature = "sqlite"))]
 fn sqlite_validate(_: &mut Criterion) {}
 
-criterion_group!(benches, single_thread_cycle, release_with_waiter, sqlite_validate);
+/// What the PostgreSQL adapter's checks cost per acquire and per return,
+/// one round trip each, beside r2d2_postgres's `is_valid`: runs when
+/// `RUSTY_DB_TEST_PG_URL` names a server (and the `postgres` feature is on).
+#[cfg(feature = "postgres")]
+fn postgres_round_trips(c: &mut Criterion) {
+    use r2d2::ManageConnection;
+    use rusty_db::adapters::postgres::{PostgresConnectionFactory, postgres};
+
+    let Ok(url) = std::env::var("RUSTY_DB_TEST_PG_URL") else {
+        eprintln!("postgres_round_trips skipped: RUSTY_DB_TEST_PG_URL is not set");
+        return;
+    };
+    let mut group = c.benchmark_group("postgres");
+    let ours = PostgresConnectionFactory::new(&url).expect("a valid URL");
+    let mut conn = ours.create().expect("the server answers");
+    group.bench_function("validate_mut", |b| b.iter(|| black_box(ours.validate_mut(&mut conn).expect("valid"))));
+    group.bench_function("reset_default_query", |b| b.iter(|| ours.reset(&mut conn).expect("reset")));
+    let theirs = r2d2_postgres::PostgresConnectionManager::new(url.parse().expect("a valid URL"), postgres::NoTls);
+    let mut client = theirs.connect().expect("the server answers");
+    group.bench_function("r2d2_postgres_is_valid", |b| b.iter(|| black_box(theirs.is_valid(&mut client).is_ok())));
+    group.finish();
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_round_trips(_: &mut Criterion) {}
+
+criterion_group!(benches, single_thread_cycle, release_with_waiter, sqlite_validate, postgres_round_trips);
 criterion_main!(benches);
