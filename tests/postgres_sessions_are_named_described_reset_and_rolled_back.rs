@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::pg::{backends, pg_url, side_client, unique_name};
-use rusty_db::adapters::postgres::PostgresConnectionFactory;
+use rusty_db::adapters::postgres::{PostgresConnectionFactory, postgres};
 use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError};
 
 fn pool(
@@ -216,4 +216,45 @@ fn a_bad_connection_string_is_a_typed_error_that_keeps_the_password_out() {
     assert!(!message.contains("s3cret"), "{message}");
     let factory = PostgresConnectionFactory::new("host=127.0.0.1 user=u password=s3cret dbname=d").unwrap();
     assert!(!format!("{factory:?}").contains("s3cret"));
+}
+
+#[test]
+fn cached_statements_are_real_server_statements_that_outlive_the_borrow() {
+    let Some(url) = pg_url("cached_statements_are_real_server_statements_that_outlive_the_borrow") else { return };
+    let config = PoolConfig::builder()
+        .name(unique_name("stmts"))
+        .min_size(0)
+        .initial_size(1)
+        .max_size(1)
+        .statement_cache_size(2)
+        .build()
+        .unwrap();
+    let pool = ConnectionPool::new(config, Arc::new(PostgresConnectionFactory::new(&url).unwrap())).unwrap();
+    let server_side = |conn: &mut rusty_db::adapters::postgres::PgConnection| -> Vec<String> {
+        // A simple query: it prepares no statement of its own.
+        conn.simple_query("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    };
+    for n in 0..3i32 {
+        let mut conn = pool.acquire().unwrap();
+        let statement = conn.prepare_cached("SELECT $1::int4 + 1").unwrap();
+        let got: i32 = conn.query_one(&statement, &[&n]).unwrap().get(0);
+        assert_eq!(got, n + 1);
+    }
+    let stats = pool.statistics();
+    assert_eq!((stats.cache_hits, stats.cache_misses), (2, 1), "prepared once for three borrows");
+    let mut conn = pool.acquire().unwrap();
+    assert_eq!(server_side(&mut conn), ["SELECT $1::int4 + 1"], "one named statement on the server, kept by reset");
+
+    conn.prepare_cached("SELECT 2").unwrap();
+    conn.prepare_cached("SELECT 3").unwrap(); // the first is evicted and closed on the server
+    assert_eq!(server_side(&mut conn), ["SELECT 2", "SELECT 3"]);
+    drop(conn);
+    pool.close();
 }

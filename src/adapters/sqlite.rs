@@ -10,12 +10,14 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::pool::{ConnectionDescription, ConnectionFactory, PoolError, Result, ValidationQuery};
+use crate::pool::{
+    ConnectionDescription, ConnectionFactory, PoolConfig, PoolError, PrepareStatement, Result, ValidationQuery,
+};
 
 /// The `rusqlite` this adapter is built against, so that callers name the
 /// same `Connection` type without depending on a matching version themselves.
@@ -101,6 +103,8 @@ pub struct SqliteConnectionFactory {
     busy_timeout: Duration,
     wal: bool,
     statement_cache_capacity: Option<usize>,
+    /// The first pool's `statement_cache_size`, from `attach`.
+    pool_cache_size: Arc<OnceLock<usize>>,
     init: Option<Arc<InitHook>>,
 }
 
@@ -114,6 +118,7 @@ impl SqliteConnectionFactory {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             wal: true,
             statement_cache_capacity: None,
+            pool_cache_size: Arc::default(),
             init: None,
         }
     }
@@ -154,7 +159,8 @@ impl SqliteConnectionFactory {
     }
 
     /// How many prepared statements each connection keeps for
-    /// `prepare_cached`. Default rusqlite's (16).
+    /// `prepare_cached`. Default: the pool's `statement_cache_size` (told
+    /// through `attach`), or rusqlite's 16 outside a pool.
     #[must_use]
     pub fn with_statement_cache_capacity(mut self, capacity: usize) -> Self {
         self.statement_cache_capacity = Some(capacity);
@@ -175,7 +181,7 @@ impl SqliteConnectionFactory {
     fn open(&self) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(&self.path, self.flags)?;
         conn.busy_timeout(self.busy_timeout)?;
-        if let Some(capacity) = self.statement_cache_capacity {
+        if let Some(capacity) = self.statement_cache_capacity.or(self.pool_cache_size.get().copied()) {
             conn.set_prepared_statement_cache_capacity(capacity);
         }
         // `path()` is `Some("")` for in-memory and temporary databases.
@@ -250,6 +256,64 @@ impl ConnectionFactory<Connection> for SqliteConnectionFactory {
             interrupt.interrupt();
             Ok(())
         }))
+    }
+
+    /// Sizes each connection's rusqlite statement cache to the first
+    /// pool's `statement_cache_size`, unless
+    /// [`with_statement_cache_capacity`](Self::with_statement_cache_capacity)
+    /// said otherwise.
+    fn attach(&self, pool: &PoolConfig) {
+        let _ = self.pool_cache_size.set(pool.statement_cache_size);
+    }
+}
+
+/// A statement in a pooled SQLite connection's cache, as
+/// [`prepare_cached`](crate::pool::PooledConnectionGuard::prepare_cached)
+/// hands it out. rusqlite's statements borrow their connection, so they
+/// stay in the connection's own statement cache (sized to the pool's
+/// `statement_cache_size` by the factory's `attach`); this
+/// handle names one, and [`on`](Self::on) takes it from there without
+/// parsing the SQL again.
+///
+/// ```
+/// use rusty_db::adapters::sqlite::SqliteConnectionFactory;
+/// use rusty_db::pool::{ConnectionPool, PoolConfig};
+/// use std::sync::Arc;
+///
+/// let config = PoolConfig::builder().min_size(1).initial_size(1).max_size(1).build()?;
+/// let pool = ConnectionPool::new(config, Arc::new(SqliteConnectionFactory::new(":memory:")))?;
+/// let mut conn = pool.acquire()?;
+/// let add = conn.prepare_cached("SELECT ?1 + 1")?;
+/// let three: i64 = add.on(&conn)?.query_row([2], |row| row.get(0))?;
+/// assert_eq!(three, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteStatement {
+    sql: Arc<str>,
+}
+
+impl SqliteStatement {
+    /// The statement's SQL.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The prepared statement on `conn` (the connection it was prepared
+    /// on, or it is prepared there now), from its statement cache.
+    pub fn on<'c>(&self, conn: &'c Connection) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+        conn.prepare_cached(&self.sql)
+    }
+}
+
+/// Prepares into the connection's own statement cache (so a bad statement
+/// fails here), and hands out the handle that finds it there.
+impl PrepareStatement for Connection {
+    type Statement = SqliteStatement;
+
+    fn prepare_statement(&mut self, sql: &str) -> Result<SqliteStatement> {
+        self.prepare_cached(sql).map_err(PoolError::factory)?;
+        Ok(SqliteStatement { sql: Arc::from(sql) })
     }
 }
 

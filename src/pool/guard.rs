@@ -11,9 +11,11 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::engine::Detached;
+use super::error::Result;
 use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, Lease, end_reference};
+use super::statements::{PrepareStatement, StatementLru};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
 ///
@@ -141,6 +143,52 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     pub fn discard(mut self) {
         self.close = Some(CloseReason::Killed);
         drop(self);
+    }
+}
+
+impl<C: PrepareStatement> PooledConnectionGuard<C> {
+    /// The prepared statement for `sql`, from this connection's statement
+    /// cache, or prepared now and cached (the least recently used
+    /// statement is closed if the cache is full). The cache stays with the
+    /// connection across borrows and holds up to the pool's
+    /// `statement_cache_size` statements; hits and misses feed
+    /// `cache_hit_rate`. A size of 0 prepares every time and counts
+    /// nothing. An error from preparing is returned and caches nothing.
+    pub fn prepare_cached(&mut self, sql: &str) -> Result<C::Statement> {
+        let capacity = self.inner().config.statement_cache_size;
+        if capacity == 0 {
+            return self.connection_mut().prepare_statement(sql);
+        }
+        let (index, id) = (self.slot(), self.id);
+        let slot = self.inner().engine.slot(index);
+        let mut cache: Box<StatementLru<C::Statement>> = match slot.take_statements(id) {
+            Some(cache) => cache.downcast().expect("a connection type has one statement type"),
+            None => Box::new(StatementLru::new(capacity)),
+        };
+        let found = cache.get(sql);
+        let outcome = match found {
+            Some(statement) => {
+                self.inner().stats.record_cache_hit();
+                Ok(statement)
+            }
+            None => {
+                self.inner().stats.record_cache_miss();
+                self.prepare_into(&mut cache, sql)
+            }
+        };
+        self.inner().engine.slot(index).put_statements(id, cache);
+        outcome
+    }
+
+    /// A miss: prepares, caches, and closes what made room.
+    fn prepare_into(&mut self, cache: &mut StatementLru<C::Statement>, sql: &str) -> Result<C::Statement> {
+        let statement = self.connection_mut().prepare_statement(sql)?;
+        for evicted in cache.insert(sql, statement.clone()) {
+            if let Err(e) = self.connection_mut().close_statement(evicted) {
+                log::debug!("pool {:?}: closing an evicted statement failed: {e}", self.inner().config.name);
+            }
+        }
+        Ok(statement)
     }
 }
 

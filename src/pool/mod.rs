@@ -40,6 +40,7 @@ mod maintenance;
 mod release;
 mod retirement;
 mod slot;
+mod statements;
 mod stats;
 mod upkeep;
 mod validator;
@@ -57,6 +58,7 @@ pub use hooks::Hook;
 pub(crate) use hooks::panic_message;
 pub use leak::{LeakDetector, LeakInfo};
 pub use maintenance::MaintenanceService;
+pub use statements::PrepareStatement;
 pub use stats::{
     AcquireFailures, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, HookPanics, Percentiles,
     PoolStatistics, PoolStats, TimeHistogram,

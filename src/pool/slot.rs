@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::connections::ConnectionDescription;
 use super::index_stack::{Links, NIL};
 use super::leak::BorrowTrace;
+use super::statements::AnyStatements;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, MutexGuard, Ordering, UnsafeCell};
 
 /// What a slot holds, and so who owns it (see the table above).
@@ -106,6 +107,10 @@ pub(crate) struct Slot<C> {
     killed: AtomicU64,
     /// What the factory said of the current connection (set at creation).
     description: Mutex<Option<Arc<ConnectionDescription>>>,
+    /// A connection's statement cache (see `statements`), with that
+    /// connection's id: only its borrower touches it, and a later
+    /// connection in the slot finds another id and starts afresh.
+    statements: Mutex<Option<(u64, AnyStatements)>>,
 }
 
 // SAFETY: the connection cell is only accessed by the slot's single owner
@@ -131,6 +136,7 @@ impl<C> Slot<C> {
             traced: AtomicBool::new(false),
             killed: AtomicU64::new(0),
             description: Mutex::default(),
+            statements: Mutex::default(),
         }
     }
 
@@ -281,6 +287,21 @@ impl<C> Slot<C> {
     /// What the factory said of the current connection.
     pub(crate) fn description(&self) -> Option<Arc<ConnectionDescription>> {
         self.description.lock().clone()
+    }
+
+    /// Takes connection `id`'s statement cache out, for its borrower to use
+    /// and put back; `None` if it has none yet (one left by an earlier
+    /// connection is dropped: its statements died with it).
+    pub(crate) fn take_statements(&self, id: u64) -> Option<AnyStatements> {
+        match self.statements.lock().take() {
+            Some((owner, cache)) if owner == id => Some(cache),
+            _ => None,
+        }
+    }
+
+    /// Puts connection `id`'s statement cache back.
+    pub(crate) fn put_statements(&self, id: u64, cache: AnyStatements) {
+        *self.statements.lock() = Some((id, cache));
     }
 
     /// How many times the current connection has been borrowed.

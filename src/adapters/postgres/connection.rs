@@ -5,7 +5,9 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use postgres::{CancelToken, Client, SimpleQueryMessage};
+use postgres::{CancelToken, Client, SimpleQueryMessage, Statement};
+
+use crate::pool::{PoolError, PrepareStatement, Result};
 
 /// One pooled connection: a [`postgres::Client`] (which it dereferences
 /// to, so `conn.query(..)` works on the guard) and the session's identity,
@@ -84,6 +86,30 @@ impl PgConnection {
     /// The client, leaving the pool's wrapper behind.
     pub fn into_client(self) -> Client {
         self.client
+    }
+}
+
+/// Server-side prepared statements for the pool's statement cache:
+/// [`prepare_cached`](crate::pool::PooledConnectionGuard::prepare_cached)
+/// prepares once per connection (one round trip) and every later borrower
+/// of that connection runs the same named statement. An evicted statement
+/// is closed on the server when its last handle is dropped. The reset on
+/// return keeps prepared statements (see
+/// [`DEFAULT_RESET_QUERY`](super::DEFAULT_RESET_QUERY)).
+///
+/// ```no_run
+/// # use rusty_db::adapters::postgres::PgConnection;
+/// # fn run(pool: &rusty_db::pool::ConnectionPool<PgConnection>) -> Result<(), Box<dyn std::error::Error>> {
+/// let mut conn = pool.acquire()?;
+/// let by_id = conn.prepare_cached("SELECT name FROM accounts WHERE id = $1")?;
+/// let rows = conn.query(&by_id, &[&42i64])?;
+/// # Ok(()) }
+/// ```
+impl PrepareStatement for PgConnection {
+    type Statement = Statement;
+
+    fn prepare_statement(&mut self, sql: &str) -> Result<Statement> {
+        self.client.prepare(sql).map_err(PoolError::factory)
     }
 }
 
