@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
 use super::connections::{ConnectionInfo, Killed};
-use super::error::Result;
+use super::error::{PoolError, Result};
 use super::factory::{ConnectionFactory, Shared};
 use super::guard::PooledConnectionGuard;
 use super::hooks::Hook;
 use super::inner::Inner;
 use super::leak::{LeakDetector, LeakInfo};
+use super::partition::{PartitionManager, PartitionRequest};
 use super::slot::SlotState;
 use super::stats::{GaugeSource, Gauges, PoolStatistics, PoolStats};
 #[cfg(not(loom))]
@@ -187,6 +188,102 @@ impl<C: Send + 'static> ConnectionPool<C> {
 
     #[inline]
     fn acquire_inner(&self, timeout: Duration, priority: i32, wait: bool) -> Result<PooledConnectionGuard<C>> {
+        let inner = self.inner();
+        if inner.config.enable_partitioning {
+            if let Some(manager) = inner.partitions.get() {
+                return self.acquire_admitted(manager, manager.default_index(), timeout, priority, wait);
+            }
+        }
+        self.acquire_pooled(timeout, priority, wait)
+    }
+
+    /// Takes a connection for the request's partition (see
+    /// [`partition`](super::partition)): routed by the attached
+    /// [`PartitionManager`](super::PartitionManager), within that
+    /// partition's limits and queue, waiting up to `acquire_timeout` in
+    /// all.
+    ///
+    /// Errors: those of [`acquire`](Self::acquire);
+    /// [`PartitionNotFound`](super::PoolError::PartitionNotFound) if no
+    /// partition takes the request and no default is set;
+    /// [`WaitQueueFull`](super::PoolError::WaitQueueFull) when the
+    /// partition's `max_wait_queue` requests wait already;
+    /// [`InvalidConfig`](super::PoolError::InvalidConfig) on a pool with
+    /// no manager attached.
+    pub fn acquire_for(&self, request: &PartitionRequest) -> Result<PooledConnectionGuard<C>> {
+        let inner = self.inner();
+        let Some(manager) = inner.partitions.get() else {
+            return Err(PoolError::InvalidConfig(
+                "acquire_for needs partitions: build the pool with enable_partitioning(true) and attach a \
+                 PartitionManager with set_partition_manager"
+                    .into(),
+            ));
+        };
+        let partition = manager.route(request).inspect_err(|e| inner.stats.record_acquire_failure(e))?;
+        self.acquire_admitted(manager, Some(partition.index()), inner.config.acquire_timeout, 0, true)
+    }
+
+    /// Attaches the partitions of a pool built with
+    /// `enable_partitioning(true)`. Fails with
+    /// [`InvalidConfig`](super::PoolError::InvalidConfig) on any other pool,
+    /// if one is attached already, or if the partitions do not fit in
+    /// `max_size` (a maximum over it, minimums that together exceed it).
+    /// Partitions can still be created afterwards; maintenance keeps their
+    /// minimums open.
+    pub fn set_partition_manager(&self, manager: PartitionManager) -> Result<()> {
+        let inner = self.inner();
+        if !inner.config.enable_partitioning {
+            return Err(PoolError::InvalidConfig(
+                "set_partition_manager needs a pool built with enable_partitioning(true)".into(),
+            ));
+        }
+        let config = &inner.config;
+        manager.attach(config.max_size, config.max_wait_queue_size, config.fairness_threshold)?;
+        inner
+            .partitions
+            .set(Arc::new(manager))
+            .map_err(|_| PoolError::InvalidConfig("a partition manager is attached to this pool already".into()))?;
+        // Bring the open connections up to the partitions' reservations.
+        inner.wake_maintenance();
+        Ok(())
+    }
+
+    /// The attached partition manager, if any.
+    pub fn partitions(&self) -> Option<Arc<PartitionManager>> {
+        self.inner().partitions.get().cloned()
+    }
+
+    /// Admission through the partitions' ledger, then the pool's own
+    /// acquire with the time left, then the connection prepared for its
+    /// partition.
+    #[cold]
+    #[inline(never)]
+    fn acquire_admitted(
+        &self,
+        manager: &PartitionManager,
+        partition: Option<usize>,
+        timeout: Duration,
+        priority: i32,
+        wait: bool,
+    ) -> Result<PooledConnectionGuard<C>> {
+        let inner = self.inner();
+        let started = Instant::now();
+        let admission = manager
+            .core()
+            .admit(partition, if wait { timeout } else { Duration::ZERO })
+            .inspect_err(|e| inner.stats.record_acquire_failure(e))?;
+        let left = timeout.saturating_sub(started.elapsed());
+        // On an error the admission is dropped, which releases it.
+        let mut guard = self.acquire_pooled(left, priority, wait)?;
+        if let Some(index) = partition {
+            guard.prepare_for(&manager.core().partition(index))?;
+        }
+        guard.admit(admission);
+        Ok(guard)
+    }
+
+    #[inline]
+    fn acquire_pooled(&self, timeout: Duration, priority: i32, wait: bool) -> Result<PooledConnectionGuard<C>> {
         let inner = self.inner();
         // Timing the fast path is paid only while a listener wants it.
         let started = inner.listener.as_ref().map(|_| Instant::now());

@@ -76,6 +76,27 @@ pub enum PoolError {
     /// it when its borrower returns it, and cancels its running query).
     #[error("connection {0} is in use: kill it with force to close it when it is returned")]
     ConnectionInUse(u64),
+
+    /// No partition takes this request (the routing strategy found none and
+    /// no default partition is set); the value says what was asked for.
+    /// Create the partition, or set a default one.
+    #[error("no partition for {0}: create one, or set a default partition")]
+    PartitionNotFound(String),
+
+    /// A partition of this name exists already.
+    #[error("a partition named {0:?} exists already")]
+    PartitionExists(String),
+
+    /// The partition has used up one of its resource limits (`cpu`,
+    /// `memory` or `io`; see `PartitionLimits`); counted as a violation.
+    /// Retry later, or raise the limit.
+    #[error("partition {partition:?} is over its {resource} limit")]
+    QuotaExceeded {
+        /// The partition's name.
+        partition: String,
+        /// `cpu`, `memory` or `io`.
+        resource: String,
+    },
 }
 
 impl PoolError {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::config::PoolConfig;
 use super::connections::ConnectionDescription;
 use super::error::Result;
+use super::partition::Partition;
 
 /// Creates and looks after the pool's connections.
 ///
@@ -115,6 +116,16 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
     fn attach(&self, pool: &PoolConfig) {
         let _ = pool;
     }
+
+    /// Prepares a connection for the partition it is handed to, when it
+    /// last served another (or none): a tenant's schema (`SET
+    /// search_path`), a role. Called on the acquiring thread; an error (or
+    /// panic, counted under [`Hook::AssignPartition`](super::Hook::AssignPartition))
+    /// closes the connection and fails that acquire. The default does nothing.
+    fn assign_partition(&self, connection: &mut C, partition: &Partition) -> Result<()> {
+        let _ = (connection, partition);
+        Ok(())
+    }
 }
 
 /// The user's `Arc<F>`, as the pool holds it: behind a `Box<dyn>` whose
@@ -159,6 +170,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for Shared<F> {
 
     fn attach(&self, pool: &PoolConfig) {
         self.0.attach(pool)
+    }
+
+    fn assign_partition(&self, connection: &mut C, partition: &Partition) -> Result<()> {
+        self.0.assign_partition(connection, partition)
     }
 }
 

@@ -11,10 +11,11 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::engine::Detached;
-use super::error::Result;
+use super::error::{PoolError, Result};
 use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, Lease, end_reference};
+use super::partition::{Admission, Partition};
 use super::statements::{PrepareStatement, StatementLru};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
@@ -32,6 +33,9 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     close: Option<CloseReason>,
     /// When it was handed out, if an event listener wants hold times.
     acquired_at: Option<Instant>,
+    /// Its partition's claim (partitioned pools only), released after the
+    /// connection: a field, so it drops after `drop` has returned it.
+    admission: Option<Box<Admission>>,
 }
 
 /// What a guard holds: its slot in the pool, and the connection from it.
@@ -58,6 +62,42 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
             id: lease.id,
             close: None,
             acquired_at,
+            admission: None,
+        }
+    }
+
+    /// Holds the partition's claim until the guard drops.
+    pub(crate) fn admit(&mut self, admission: Admission) {
+        self.admission = Some(Box::new(admission));
+    }
+
+    /// Prepares the connection for `partition` if it last served another
+    /// (`ConnectionFactory::assign_partition`); a failure or panic closes
+    /// it and is returned.
+    pub(crate) fn prepare_for(&mut self, partition: &Partition) -> Result<()> {
+        let tag = partition.index() + 1;
+        let slot = self.slot();
+        if self.inner().engine.slot(slot).partition() == tag {
+            return Ok(());
+        }
+        let inner = self.inner;
+        // SAFETY: as in `inner()`; the reference is not tied to `self`'s
+        // borrow, so that the connection can be lent mutably beside it.
+        let inner = unsafe { inner.as_ref() };
+        let conn = self.connection_mut();
+        match inner.caught(Hook::AssignPartition, || inner.factory.assign_partition(conn, partition)) {
+            Ok(Ok(())) => {
+                inner.engine.slot(slot).set_partition(tag);
+                Ok(())
+            }
+            outcome => {
+                self.mark_broken();
+                Err(match outcome {
+                    Ok(Err(e)) => e,
+                    Err(panic) => PoolError::factory(format!("ConnectionFactory::assign_partition panicked: {panic}")),
+                    Ok(Ok(())) => unreachable!("handled above"),
+                })
+            }
         }
     }
 

@@ -45,6 +45,8 @@ pub enum Hook {
     Cancel,
     /// `ConnectionFactory::attach`.
     Attach,
+    /// `ConnectionFactory::assign_partition`.
+    AssignPartition,
     /// `PoolEventListener::on_create`.
     OnCreate,
     /// `PoolEventListener::on_acquire`.
@@ -61,7 +63,7 @@ pub enum Hook {
 
 impl Hook {
     /// How many hooks there are.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// Every hook, in a stable order (for per-hook counters and labels).
     pub const ALL: [Hook; Hook::COUNT] = [
@@ -73,6 +75,7 @@ impl Hook {
         Hook::Describe,
         Hook::Cancel,
         Hook::Attach,
+        Hook::AssignPartition,
         Hook::OnCreate,
         Hook::OnAcquire,
         Hook::OnRelease,
@@ -97,6 +100,7 @@ impl Hook {
             Hook::Describe => "describe",
             Hook::Cancel => "cancel",
             Hook::Attach => "attach",
+            Hook::AssignPartition => "assign_partition",
             Hook::OnCreate => "on_create",
             Hook::OnAcquire => "on_acquire",
             Hook::OnRelease => "on_release",
@@ -126,6 +130,7 @@ impl Hook {
                 | Hook::Describe
                 | Hook::Cancel
                 | Hook::Attach
+                | Hook::AssignPartition
         )
     }
 }

@@ -21,7 +21,7 @@
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::background::Jobs;
@@ -34,6 +34,7 @@ use super::factory::ConnectionFactory;
 use super::guard_refs::GuardRefs;
 use super::hooks::{Hook, Panicked, panic_message};
 use super::leak::LeakDetector;
+use super::partition::PartitionManager;
 use super::slot::SlotState;
 use super::stats::{Gauges, PoolStats};
 use super::upkeep::Registration;
@@ -95,6 +96,8 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(super) maintenance: Mutex<Option<Registration>>,
     /// Counters and times behind `ConnectionPool::statistics`.
     pub(crate) stats: PoolStats,
+    /// The partitions, once attached (`enable_partitioning` pools only).
+    pub(crate) partitions: OnceLock<Arc<PartitionManager>>,
 }
 
 impl<C: Send + 'static> Inner<C> {
@@ -120,6 +123,7 @@ impl<C: Send + 'static> Inner<C> {
             jobs: Arc::default(),
             upkeep_running: AtomicBool::new(false),
             stats: PoolStats::new(&config),
+            partitions: OnceLock::new(),
             config,
         };
         if let Some(threshold) = inner.config.leak_detection_threshold {
@@ -135,6 +139,16 @@ impl<C: Send + 'static> Inner<C> {
             inner.give_back_to(owned, conn, n % inner.shards());
         }
         Ok(inner)
+    }
+
+    /// The connections maintenance keeps open: `min_size`, or the
+    /// partitions' reservations if they are more.
+    pub(crate) fn min_size(&self) -> usize {
+        let min = self.config.min_size;
+        match self.partitions.get() {
+            Some(manager) => min.max(manager.reserved()),
+            None => min,
+        }
     }
 
     #[inline]

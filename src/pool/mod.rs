@@ -37,6 +37,7 @@ mod inner;
 pub mod invariants;
 mod leak;
 mod maintenance;
+pub mod partition;
 mod release;
 mod retirement;
 mod slot;
@@ -58,6 +59,10 @@ pub use hooks::Hook;
 pub(crate) use hooks::panic_message;
 pub use leak::{LeakDetector, LeakInfo};
 pub use maintenance::MaintenanceService;
+pub use partition::{
+    Partition, PartitionLimits, PartitionManager, PartitionRequest, PartitionRouter, PartitionStatistics,
+    PartitionType, RoutingStrategy,
+};
 pub use statements::PrepareStatement;
 pub use stats::{
     AcquireFailures, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, HookPanics, Percentiles,

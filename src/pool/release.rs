@@ -147,7 +147,7 @@ impl<C: Send + 'static> Inner<C> {
         // Only now that the slot is vacant: a pass that looked while it was
         // still counted as live skipped the refill and will not look again
         // before its next scheduled run.
-        if self.config.min_size > 0 && self.live() < self.config.min_size && !self.is_closed() {
+        if self.min_size() > 0 && self.live() < self.min_size() && !self.is_closed() {
             self.wake_maintenance();
         }
     }

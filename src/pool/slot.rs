@@ -111,6 +111,9 @@ pub(crate) struct Slot<C> {
     /// connection's id: only its borrower touches it, and a later
     /// connection in the slot finds another id and starts afresh.
     statements: Mutex<Option<(u64, AnyStatements)>>,
+    /// The partition (its index + 1; 0 for none) the current connection
+    /// was last prepared for. Not a loom atomic: partitions are not modelled.
+    partition: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the connection cell is only accessed by the slot's single owner
@@ -137,6 +140,7 @@ impl<C> Slot<C> {
             killed: AtomicU64::new(0),
             description: Mutex::default(),
             statements: Mutex::default(),
+            partition: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -186,6 +190,7 @@ impl<C> Slot<C> {
         self.borrows.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         self.lifetime_nanos.store(lifetime.map_or(u64::MAX, duration_nanos), Ordering::Relaxed);
+        self.partition.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stamps the time the connection came back (coarse clock). Called by the owner.
@@ -302,6 +307,17 @@ impl<C> Slot<C> {
     /// Puts connection `id`'s statement cache back.
     pub(crate) fn put_statements(&self, id: u64, cache: AnyStatements) {
         *self.statements.lock() = Some((id, cache));
+    }
+
+    /// The partition tag the connection was last prepared for (see
+    /// `PooledConnectionGuard::prepare_for`); reset when a connection is born.
+    pub(crate) fn partition(&self) -> usize {
+        // Relaxed: read and written by the slot's owner only.
+        self.partition.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_partition(&self, tag: usize) {
+        self.partition.store(tag, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many times the current connection has been borrowed.

@@ -149,7 +149,7 @@ impl<C: Send + 'static> Maintain for PoolJob<C> {
         pool.maintain(now, self);
         let next = now + interval;
         match pool.engine.gate().retry_at() {
-            Some(retry) if retry < next && pool.live() < pool.config.min_size => retry,
+            Some(retry) if retry < next && pool.live() < pool.min_size() => retry,
             _ => next,
         }
     }
@@ -209,7 +209,7 @@ impl<C: Send + 'static> Inner<C> {
         }
         // Not while creation backs off: the job would find the gate shut.
         let may_create = self.engine.gate().retry_at().is_none_or(|at| at <= Instant::now());
-        work.refill = may_create && self.live() < self.config.min_size;
+        work.refill = may_create && self.live() < self.min_size();
         if !work.is_empty() {
             self.start_upkeep(work);
         }
@@ -279,7 +279,7 @@ impl<C: Send + 'static> Inner<C> {
                 if self.is_expired(slot, now) {
                     work.retire.push((owned.detach(), CloseReason::Lifetime));
                     live -= 1;
-                } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size {
+                } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.min_size() {
                     work.retire.push((owned.detach(), CloseReason::Idle));
                     live -= 1;
                 } else if keepalive.is_some_and(|k| unchecked_for >= k) {
@@ -314,7 +314,7 @@ impl<C: Send + 'static> Inner<C> {
         for (index, slot) in idle {
             let idle_for = sightings[index as usize].idle_for(slot, seen_at);
             due |= self.is_expired(slot, now)
-                || (idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.config.min_size)
+                || (idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.min_size())
                 || keepalive.is_some_and(|k| now.saturating_sub(slot.last_used_nanos()) >= k);
         }
         due
@@ -338,7 +338,7 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Creates connections until `min_size` are open (or creation fails).
     fn refill(&self) {
-        while !self.is_closed() && self.live() < self.config.min_size {
+        while !self.is_closed() && self.live() < self.min_size() {
             if !self.create_idle() {
                 return;
             }
@@ -379,7 +379,7 @@ impl<C: Send + 'static> Inner<C> {
             work.grow = (spare - idle).min(self.config.max_size - live);
             log::debug!("pool {:?}: adaptive sizing creates {} ahead of demand", self.config.name, work.grow);
         }
-        let surplus = idle.saturating_sub(spare).min(live.saturating_sub(self.config.min_size));
+        let surplus = idle.saturating_sub(spare).min(live.saturating_sub(self.min_size()));
         if surplus == 0 {
             job.surplus_passes = 0;
             job.min_surplus = usize::MAX;

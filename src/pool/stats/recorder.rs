@@ -229,7 +229,10 @@ impl PoolStats {
             PoolError::ValidationFailed(_)
             | PoolError::InvalidConfig(_)
             | PoolError::ConnectionNotFound(_)
-            | PoolError::ConnectionInUse(_) => Failure::Other,
+            | PoolError::ConnectionInUse(_)
+            | PoolError::PartitionNotFound(_)
+            | PoolError::PartitionExists(_)
+            | PoolError::QuotaExceeded { .. } => Failure::Other,
         };
         self.core.counters.add_failure(self.shard(), failure);
     }
