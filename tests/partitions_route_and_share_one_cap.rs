@@ -336,3 +336,72 @@ fn a_connection_is_prepared_for_the_partition_it_moves_to() {
     assert_eq!(factory.label(&pool.acquire_for(&tenant("a")).unwrap()), "a", "capacity intact");
     inner.assert_no_violations();
 }
+
+fn quota_pool(limits: PartitionLimits) -> ConnectionPool<TestConn> {
+    let pool = pool_of(4);
+    let manager = PartitionManager::new(RoutingStrategy::TenantBased);
+    manager.create_partition("q".into(), PartitionType::Tenant("q".into()), limits).unwrap();
+    pool.set_partition_manager(manager).unwrap();
+    pool
+}
+
+fn over(result: Result<impl Sized>, resource: &str) -> bool {
+    matches!(result, Err(PoolError::QuotaExceeded { partition, resource: r }) if partition == "q" && r == resource)
+}
+
+#[test]
+fn cpu_quota_counts_hold_time_and_reported_cpu_per_rolling_minute() {
+    let pool = quota_pool(PartitionLimits { cpu_limit: Some(Duration::from_secs(5)), ..limits(4, 0) });
+    let conn = pool.acquire_for(&tenant("q")).unwrap();
+    conn.report_cpu(Duration::from_secs(3)).expect("under the limit");
+    assert!(over(conn.report_cpu(Duration::from_secs(3)), "cpu"), "this one takes it over: 6 s of 5");
+    drop(conn);
+    assert!(over(pool.acquire_for(&tenant("q")), "cpu"), "over the limit: no more borrows this minute");
+    let stats = pool.partitions().unwrap().partition("q").unwrap().statistics();
+    assert_eq!((stats.cpu_violations, stats.violations), (2, 2));
+    assert!(stats.cpu_in_window >= Duration::from_secs(6), "{:?}", stats.cpu_in_window);
+}
+
+#[test]
+fn memory_quota_bounds_what_borrowers_report_until_they_return() {
+    let pool = quota_pool(PartitionLimits { memory_limit: Some(1000), ..limits(4, 0) });
+    let mut first = pool.acquire_for(&tenant("q")).unwrap();
+    first.report_memory(600).unwrap();
+    let mut second = pool.acquire_for(&tenant("q")).unwrap();
+    second.report_memory(400).expect("exactly the limit fits");
+    assert!(over(pool.acquire_for(&tenant("q")), "memory"), "at the limit, a new borrow is refused");
+    drop(second);
+    let mut third = pool.acquire_for(&tenant("q")).expect("400 freed");
+    assert!(over(third.report_memory(401), "memory"), "one byte over");
+    third.report_memory(400).unwrap();
+    let stats = pool.partitions().unwrap().partition("q").unwrap().statistics();
+    assert_eq!((stats.memory_in_use, stats.memory_violations), (1000, 2));
+    drop((first, third));
+    assert_eq!(pool.partitions().unwrap().partition("q").unwrap().statistics().memory_in_use, 0);
+}
+
+#[test]
+fn io_quota_is_a_token_bucket_of_one_second() {
+    // One operation a second: the checks below have a second of slack.
+    let pool = quota_pool(PartitionLimits { io_limit: Some(1), ..limits(4, 0) });
+    let conn = pool.acquire_for(&tenant("q")).unwrap();
+    conn.report_io(1).expect("a full bucket");
+    assert!(over(conn.report_io(1), "io"), "empty now");
+    drop(conn);
+    assert!(over(pool.acquire_for(&tenant("q")), "io"), "no token left for a new borrow");
+    // It refills at one a second.
+    assert!(common::eventually(|| pool.acquire_for(&tenant("q")).is_ok()));
+    let stats = pool.partitions().unwrap().partition("q").unwrap().statistics();
+    assert!(stats.io_violations >= 2, "{stats:?}");
+}
+
+#[test]
+fn quotas_do_nothing_outside_partitions() {
+    let pool =
+        ConnectionPool::new(PoolConfig::builder().min_size(0).initial_size(0).build().unwrap(), TrackingFactory::new())
+            .unwrap();
+    let mut conn = pool.acquire().unwrap();
+    conn.report_cpu(Duration::from_secs(3600)).unwrap();
+    conn.report_memory(u64::MAX).unwrap();
+    conn.report_io(u64::MAX).unwrap();
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::quota::{QUOTA_WINDOW, Quotas, Resource};
 use super::types::{PartitionLimits, PartitionRequest, PartitionType, RoutingStrategy};
 use crate::pool::error::{PoolError, Result};
 
@@ -56,8 +57,10 @@ impl Partition {
 
     /// Its counters now.
     pub fn statistics(&self) -> PartitionStatistics {
-        let ledger = self.core.ledger.lock();
-        let state = &ledger.states[self.index];
+        let mut ledger = self.core.ledger.lock();
+        let state = &mut ledger.states[self.index];
+        let violations = state.quotas.violations();
+        let usage = state.quotas.usage(Instant::now());
         PartitionStatistics {
             name: self.name.clone(),
             active: state.borrowed,
@@ -65,6 +68,12 @@ impl Partition {
             acquired: state.acquired,
             timeouts: state.timeouts,
             rejected: state.rejected,
+            violations: violations.total(),
+            cpu_violations: violations.cpu,
+            memory_violations: violations.memory,
+            io_violations: violations.io,
+            cpu_in_window: usage.cpu_in_window,
+            memory_in_use: usage.memory_in_use,
         }
     }
 }
@@ -85,6 +94,18 @@ pub struct PartitionStatistics {
     pub timeouts: u64,
     /// Its requests turned away because its wait queue was full.
     pub rejected: u64,
+    /// Times it went over one of its quotas (the three below together).
+    pub violations: u64,
+    /// Of which over `cpu_limit`.
+    pub cpu_violations: u64,
+    /// Of which over `memory_limit`.
+    pub memory_violations: u64,
+    /// Of which over `io_limit`.
+    pub io_violations: u64,
+    /// Hold time (and reported CPU) in the current rolling minute.
+    pub cpu_in_window: Duration,
+    /// Bytes its borrowers report in use.
+    pub memory_in_use: u64,
 }
 
 /// Partitions, the routing that picks one for a request, and (once
@@ -127,9 +148,10 @@ struct Ledger {
     next_ticket: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     borrowed: usize,
+    quotas: Quotas,
     /// Waiting requests, oldest first: ticket and arrival.
     waiting: VecDeque<(u64, Instant)>,
     acquired: u64,
@@ -181,6 +203,24 @@ impl State {
     fn leave(&mut self, ticket: u64) {
         self.waiting.retain(|&(t, _)| t != ticket);
     }
+
+    fn new(limits: &PartitionLimits) -> Self {
+        State {
+            borrowed: 0,
+            quotas: Quotas::new(limits.cpu_limit, limits.memory_limit, limits.io_limit, QUOTA_WINDOW, Instant::now()),
+            waiting: VecDeque::new(),
+            acquired: 0,
+            timeouts: 0,
+            rejected: 0,
+        }
+    }
+}
+
+impl Default for State {
+    /// The shared queue's: no quotas.
+    fn default() -> Self {
+        State::new(&PartitionLimits { cpu_limit: None, memory_limit: None, io_limit: None, ..Default::default() })
+    }
 }
 
 impl PartitionManager {
@@ -230,8 +270,8 @@ impl PartitionManager {
             created_at: SystemTime::now(),
             core: Arc::clone(&self.core),
         });
+        ledger.states.push(State::new(&partition.limits));
         ledger.partitions.push(Arc::clone(&partition));
-        ledger.states.push(State::default());
         drop(ledger);
         self.core.changed.notify_all();
         Ok(partition)
@@ -376,19 +416,60 @@ fn describe(request: &PartitionRequest) -> String {
     if parts.is_empty() { "a request naming no tenant, user or application".into() } else { parts.join(", ") }
 }
 
-/// A request's claim on the ledger, from admission to release.
+/// A request's claim on the ledger, from admission to release: on
+/// release its hold time is charged to the partition's cpu quota and the
+/// memory its borrower reported is freed.
 #[derive(Debug)]
 pub(crate) struct Admission {
     core: Arc<Core>,
     partition: Option<usize>,
+    since: Instant,
+    memory: u64,
+}
+
+impl Admission {
+    /// Reports CPU used on the database for the partition, beyond the hold
+    /// time the release charges.
+    pub(crate) fn report_cpu(&self, used: Duration) -> Result<()> {
+        self.with_quotas(|q, now| q.charge_cpu(now, used))
+    }
+
+    /// Reports `bytes` more in use until the borrow ends.
+    pub(crate) fn report_memory(&mut self, bytes: u64) -> Result<()> {
+        self.with_quotas(|q, _| q.reserve_memory(bytes))?;
+        self.memory = self.memory.saturating_add(bytes);
+        Ok(())
+    }
+
+    /// Reports `ops` I/O operations.
+    pub(crate) fn report_io(&self, ops: u64) -> Result<()> {
+        self.with_quotas(|q, now| q.take_io(now, ops))
+    }
+
+    fn with_quotas(&self, f: impl FnOnce(&mut Quotas, Instant) -> std::result::Result<(), Resource>) -> Result<()> {
+        let Some(index) = self.partition else { return Ok(()) };
+        let mut ledger = self.core.ledger.lock();
+        let outcome = f(&mut ledger.states[index].quotas, Instant::now());
+        outcome.map_err(|resource| quota_exceeded(&ledger.partitions[index].name, resource))
+    }
+}
+
+fn quota_exceeded(partition: &str, resource: Resource) -> PoolError {
+    PoolError::QuotaExceeded { partition: partition.to_string(), resource: resource.as_str().to_string() }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
+        let now = Instant::now();
         let mut ledger = self.core.ledger.lock();
         ledger.borrowed = ledger.borrowed.saturating_sub(1);
         let state = ledger.state(self.partition);
         state.borrowed = state.borrowed.saturating_sub(1);
+        if self.partition.is_some() {
+            // Going over shows at the next admission; nobody to tell here.
+            let _ = state.quotas.charge_cpu(now, now.saturating_duration_since(self.since));
+            state.quotas.free_memory(self.memory);
+        }
         drop(ledger);
         self.core.changed.notify_all();
     }
@@ -404,6 +485,11 @@ impl Core {
         let mut ledger = self.ledger.lock();
         let ticket = ledger.next_ticket;
         ledger.next_ticket += 1;
+        if let Some(i) = partition {
+            if let Err(resource) = ledger.states[i].quotas.admit(Instant::now()) {
+                return Err(quota_exceeded(&ledger.partitions[i].name, resource));
+            }
+        }
         let queue_bound = match partition {
             Some(i) => ledger.partitions[i].limits.max_wait_queue,
             None => attached.max_shared_waiters,
@@ -419,7 +505,7 @@ impl Core {
                 state.leave(ticket);
                 state.borrowed += 1;
                 state.acquired += 1;
-                return Ok(Admission { core: Arc::clone(self), partition });
+                return Ok(Admission { core: Arc::clone(self), partition, since: now, memory: 0 });
             }
             if now >= deadline {
                 let state = ledger.state(partition);

@@ -36,6 +36,30 @@
 //! # Ok::<(), rusty_db::pool::PoolError>(())
 //! ```
 //!
+//! # Quotas
+//!
+//! The pool cannot see the database's CPU, memory or disks, so each of a
+//! partition's resource limits bounds something the pool does see:
+//!
+//! - `cpu_limit`: the partition's connection hold time (every borrow, from
+//!   acquire to release) plus the CPU its borrowers report
+//!   ([`report_cpu`](crate::pool::PooledConnectionGuard::report_cpu)),
+//!   summed over a rolling minute (60 one-second buckets). Once the sum
+//!   reaches the limit, `acquire_for` fails until enough of it ages out.
+//! - `memory_limit`: bytes its borrowers report in use
+//!   ([`report_memory`](crate::pool::PooledConnectionGuard::report_memory)),
+//!   held until each borrow ends. A report that would pass the limit fails;
+//!   at the limit, `acquire_for` fails.
+//! - `io_limit`: I/O operations per second its borrowers report
+//!   ([`report_io`](crate::pool::PooledConnectionGuard::report_io)), as a
+//!   token bucket refilling at the limit per second with a burst of one
+//!   second's worth. A report larger than what is left fails; with less
+//!   than one token left, `acquire_for` fails.
+//!
+//! Each failure is [`QuotaExceeded`](crate::pool::PoolError::QuotaExceeded)
+//! `{ partition, resource }` (`"cpu"`, `"memory"`, `"io"`) and counts a
+//! violation in the partition's [`PartitionStatistics`].
+//!
 //! Plain [`acquire`](crate::pool::ConnectionPool::acquire) on a pool with
 //! a manager attached borrows for the default partition if one is set
 //! ([`PartitionManager::set_default_partition`]), and otherwise for no
@@ -46,6 +70,7 @@
 //! touches it.
 
 mod manager;
+mod quota;
 mod types;
 
 pub(crate) use manager::Admission;
