@@ -142,3 +142,39 @@ fn a_pool_without_statistics_exports_only_gauges() {
     assert!(text.contains("rustydb_pool_connections{pool=\"quiet\"} 1\n"));
     assert_promtool_accepts(&text);
 }
+
+#[test]
+fn a_partitioned_pool_exports_each_partition_and_passes_promtool() {
+    use rusty_db::pool::{PartitionLimits, PartitionManager, PartitionRequest, PartitionType, RoutingStrategy};
+
+    let config = common::config().max_size(4).enable_partitioning(true).build().unwrap();
+    let pool = ConnectionPool::new(config, common::TrackingFactory::new()).unwrap();
+    let manager = PartitionManager::new(RoutingStrategy::TenantBased);
+    let quota = PartitionLimits { max_connections: 2, memory_limit: Some(100), ..Default::default() };
+    manager.create_partition("acme \"corp\"".into(), PartitionType::Tenant("acme".into()), quota).unwrap();
+    let small = PartitionLimits { max_connections: 2, ..Default::default() };
+    manager.create_partition("globex".into(), PartitionType::Tenant("globex".into()), small).unwrap();
+    pool.set_partition_manager(manager).unwrap();
+    let mut held = pool.acquire_for(&PartitionRequest::for_tenant("acme")).unwrap();
+    assert!(held.report_memory(101).is_err(), "a memory violation");
+    drop(pool.acquire_for(&PartitionRequest::for_tenant("globex")).unwrap());
+
+    let stats = pool.statistics();
+    let names: Vec<_> = stats.partitions.iter().map(|p| (p.name.as_str(), p.active, p.acquired)).collect();
+    assert_eq!(names, [("acme \"corp\"", 1, 1), ("globex", 0, 1)]);
+    let text = stats.to_prometheus("tenants");
+    for line in [
+        "rustydb_partition_active_connections{pool=\"tenants\",partition=\"acme \\\"corp\\\"\"} 1",
+        "rustydb_partition_active_connections{pool=\"tenants\",partition=\"globex\"} 0",
+        "rustydb_partition_acquires_total{pool=\"tenants\",partition=\"globex\"} 1",
+        "rustydb_partition_quota_violations_total{pool=\"tenants\",partition=\"acme \\\"corp\\\"\",resource=\"memory\"} 1",
+        "rustydb_partition_quota_violations_total{pool=\"tenants\",partition=\"globex\",resource=\"cpu\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    assert_promtool_accepts(&text);
+    drop(held);
+
+    let unpartitioned = ConnectionPool::new(common::config().build().unwrap(), common::TrackingFactory::new()).unwrap();
+    assert!(!unpartitioned.statistics().to_prometheus("plain").contains("rustydb_partition_"), "no empty families");
+}

@@ -349,7 +349,11 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// recorded since the pool was created. [`PoolStatistics`] defines
     /// each figure.
     pub fn statistics(&self) -> PoolStatistics {
-        self.stats.statistics_with(self.inner().gauges())
+        let mut stats = self.stats.statistics_with(self.inner().gauges());
+        if let Some(manager) = self.inner().partitions.get() {
+            stats.partitions = manager.partitions().iter().map(|p| p.statistics()).collect();
+        }
+        stats
     }
 
     /// Connections currently borrowed for longer than the leak threshold,

@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use super::histograms::QUANTILES;
 use super::statistics::PoolStatistics;
+use crate::pool::partition::PartitionStatistics;
 
 /// What a family's samples are.
 #[derive(Clone, Copy)]
@@ -42,18 +43,29 @@ enum Value {
 /// label, and the value.
 struct Sample {
     suffix: &'static str,
+    /// The partition it is of, for the `rustydb_partition_*` families.
+    partition: Option<String>,
     label: Option<(&'static str, &'static str)>,
     value: Value,
 }
 
 impl Sample {
     fn plain(value: Value) -> Self {
-        Sample { suffix: "", label: None, value }
+        Sample { suffix: "", partition: None, label: None, value }
     }
 
     fn labelled(name: &'static str, label: &'static str, value: Value) -> Self {
-        Sample { suffix: "", label: Some((name, label)), value }
+        Sample { suffix: "", partition: None, label: Some((name, label)), value }
     }
+
+    fn of_partition(partition: &str, label: Option<(&'static str, &'static str)>, value: Value) -> Self {
+        Sample { suffix: "", partition: Some(escape_label_value(partition)), label, value }
+    }
+}
+
+/// One sample per partition.
+fn per_partition(s: &PoolStatistics, value: impl Fn(&PartitionStatistics) -> Value) -> Vec<Sample> {
+    s.partitions.iter().map(|p| Sample::of_partition(&p.name, None, value(p))).collect()
 }
 
 /// A metric family: name, type, help, whether it exists only while
@@ -72,6 +84,16 @@ const fn gauge(name: &'static str, help: &'static str, samples: fn(&PoolStatisti
 
 const fn counter(name: &'static str, help: &'static str, samples: fn(&PoolStatistics) -> Vec<Sample>) -> Family {
     Family { name, kind: Kind::Counter, help, recorded: true, samples }
+}
+
+/// A partition's counter: kept by its manager, whether or not the pool
+/// records statistics.
+const fn partition_counter(
+    name: &'static str,
+    help: &'static str,
+    samples: fn(&PoolStatistics) -> Vec<Sample>,
+) -> Family {
+    Family { name, kind: Kind::Counter, help, recorded: false, samples }
 }
 
 fn count(n: usize) -> Vec<Sample> {
@@ -125,8 +147,13 @@ const FAMILIES: &[Family] = &[
             let quantiles = QUANTILES.iter().zip(h.percentiles.quantiles());
             let mut samples: Vec<Sample> =
                 quantiles.map(|(&(_, q), d)| Sample::labelled("quantile", q, Value::Real(d.as_secs_f64()))).collect();
-            samples.push(Sample { suffix: "_sum", label: None, value: Value::Real(h.sum.as_secs_f64()) });
-            samples.push(Sample { suffix: "_count", label: None, value: Value::Count(h.count) });
+            samples.push(Sample {
+                suffix: "_sum",
+                partition: None,
+                label: None,
+                value: Value::Real(h.sum.as_secs_f64()),
+            });
+            samples.push(Sample { suffix: "_count", partition: None, label: None, value: Value::Count(h.count) });
             samples
         },
     },
@@ -137,6 +164,44 @@ const FAMILIES: &[Family] = &[
         recorded: true,
         samples: |s| vec![Sample::plain(Value::Real(s.average_acquire_time.as_secs_f64()))],
     },
+    gauge("rustydb_partition_active_connections", "Connections a partition's requests hold right now.", |s| {
+        per_partition(s, |p| Value::Count(p.active as u64))
+    }),
+    gauge("rustydb_partition_waiting", "A partition's requests waiting right now.", |s| {
+        per_partition(s, |p| Value::Count(p.waiting as u64))
+    }),
+    gauge(
+        "rustydb_partition_cpu_seconds_in_window",
+        "A partition's hold time plus reported CPU in the rolling minute.",
+        |s| per_partition(s, |p| Value::Real(p.cpu_in_window.as_secs_f64())),
+    ),
+    gauge("rustydb_partition_memory_in_use_bytes", "Bytes a partition's borrowers report in use.", |s| {
+        per_partition(s, |p| Value::Count(p.memory_in_use))
+    }),
+    partition_counter("rustydb_partition_acquires_total", "Connections given to a partition's requests.", |s| {
+        per_partition(s, |p| Value::Count(p.acquired))
+    }),
+    partition_counter("rustydb_partition_timeouts_total", "A partition's requests that timed out waiting.", |s| {
+        per_partition(s, |p| Value::Count(p.timeouts))
+    }),
+    partition_counter(
+        "rustydb_partition_rejected_total",
+        "A partition's requests refused for a full wait queue.",
+        |s| per_partition(s, |p| Value::Count(p.rejected)),
+    ),
+    partition_counter(
+        "rustydb_partition_quota_violations_total",
+        "Times a partition went over a quota, by resource.",
+        |s| {
+            s.partitions
+                .iter()
+                .flat_map(|p| {
+                    [("cpu", p.cpu_violations), ("memory", p.memory_violations), ("io", p.io_violations)]
+                        .map(|(r, n)| Sample::of_partition(&p.name, Some(("resource", r)), Value::Count(n)))
+                })
+                .collect()
+        },
+    ),
 ];
 
 impl PoolStatistics {
@@ -157,7 +222,14 @@ impl PoolStatistics {
     /// `rustydb_pool_hook_panics_total{hook}`,
     /// `rustydb_pool_statement_cache_lookups_total{result}`, the summary
     /// `rustydb_pool_wait_seconds` (quantiles 0.5 to 0.999, `_sum`, `_count`)
-    /// and the gauge `rustydb_pool_average_acquire_seconds`.
+    /// and the gauge `rustydb_pool_average_acquire_seconds`. A partitioned
+    /// pool adds, with a `partition` label, the gauges
+    /// `rustydb_partition_active_connections`, `rustydb_partition_waiting`,
+    /// `rustydb_partition_cpu_seconds_in_window`,
+    /// `rustydb_partition_memory_in_use_bytes` and the counters
+    /// `rustydb_partition_acquires_total`, `rustydb_partition_timeouts_total`,
+    /// `rustydb_partition_rejected_total` and
+    /// `rustydb_partition_quota_violations_total{resource}`.
     ///
     /// To expose several pools in one scrape, use
     /// [`prometheus_exposition`](Self::prometheus_exposition): concatenating
@@ -173,16 +245,24 @@ impl PoolStatistics {
             pools.into_iter().map(|(name, stats)| (escape_label_value(name), stats)).collect();
         let mut out = String::new();
         for family in FAMILIES {
-            let present: Vec<_> = pools.iter().filter(|(_, s)| s.statistics_enabled || !family.recorded).collect();
+            let present: Vec<_> = pools
+                .iter()
+                .filter(|(_, s)| s.statistics_enabled || !family.recorded)
+                .map(|(pool, stats)| (pool, (family.samples)(stats)))
+                .filter(|(_, samples)| !samples.is_empty())
+                .collect();
             if present.is_empty() {
                 continue;
             }
             // Writing to a String cannot fail.
             let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
             let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
-            for (pool, stats) in present {
-                for sample in (family.samples)(stats) {
+            for (pool, samples) in present {
+                for sample in samples {
                     let _ = write!(out, "{}{}{{pool=\"{pool}\"", family.name, sample.suffix);
+                    if let Some(partition) = &sample.partition {
+                        let _ = write!(out, ",partition=\"{partition}\"");
+                    }
                     if let Some((label, value)) = sample.label {
                         let _ = write!(out, ",{label}=\"{value}\"");
                     }

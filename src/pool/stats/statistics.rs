@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::counters::{CounterTotals, Event, Failure};
 use super::histograms::{MergedTimes, TimeHistogram};
 use super::recorder::Gauges;
+use crate::pool::partition::PartitionStatistics;
 use crate::pool::{CloseReason, Hook};
 
 /// A snapshot of one pool's statistics, from
@@ -141,6 +142,11 @@ pub struct PoolStatistics {
     pub wait_time_histogram: TimeHistogram,
     /// Utilization, cache and reuse ratios.
     pub efficiency_metrics: EfficiencyMetrics,
+
+    /// Each partition's counters, in creation order; empty unless a
+    /// [`PartitionManager`](crate::pool::PartitionManager) is attached
+    /// (filled by `ConnectionPool::statistics`, not by a `PoolStats` handle).
+    pub partitions: Vec<PartitionStatistics>,
 }
 
 /// How well the pool's connections are used, as ratios in `0.0..=1.0`.
@@ -331,6 +337,7 @@ impl PoolStatistics {
             acquire_time_histogram: TimeHistogram::default(),
             wait_time_histogram: TimeHistogram::default(),
             efficiency_metrics: EfficiencyMetrics { pool_utilization, ..EfficiencyMetrics::default() },
+            partitions: Vec::new(),
         };
         let Some((totals, times)) = recorded else {
             return stats;
