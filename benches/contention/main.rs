@@ -30,9 +30,14 @@
 //! The filter is a substring of the case's key,
 //! `group/workload/subject/T/P`, such as `null/hold/rusty-db fair/32/8`.
 //!
+//! After the tables, `isolation.rs` measures a quiet tenant's waits beside
+//! a noisy one, partitioned and not (`RUSTY_DB_BENCH_FILTER=isolation` runs
+//! only that).
+//!
 //! Without `--bench` (as `cargo test --benches` runs it) every pool runs one
 //! short case per workload, as a smoke test.
 
+mod isolation;
 mod report;
 mod subjects;
 mod workload;
@@ -297,7 +302,11 @@ fn main() {
             row
         })
         .collect();
-    let markdown = report::markdown(&rows, &machine, duration);
+    let mut markdown = report::markdown(&rows, &machine, duration);
+    if "isolation".contains(&filter) || filter.is_empty() {
+        markdown.push('\n');
+        markdown.push_str(&isolation::markdown(duration.max(Duration::from_secs(1))));
+    }
     println!("\n{markdown}");
     let dir =
         std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
@@ -319,5 +328,6 @@ fn smoke_test() {
             }
         }
     }
+    isolation::smoke();
     println!("contention: smoke test passed (run `cargo bench --bench contention` to measure)");
 }
