@@ -3,8 +3,8 @@
 //! `#[tokio::main]` dropped, every name, field, default and error variant
 //! kept. Statistics and the dashboard have their twins in
 //! `statistics_reference_snippets.rs`, aging, the validator and the leak
-//! detector in `reference_maintenance_snippets.rs`; partitioning and the
-//! REST API are not built yet.
+//! detector in `reference_maintenance_snippets.rs`, partitioning (and its
+//! complete multi-tenant example) in `reference_partition_snippets.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
