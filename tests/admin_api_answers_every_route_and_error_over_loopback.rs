@@ -223,7 +223,7 @@ fn every_error_status_has_its_code_and_headers() {
     let partitions = "/api/v1/pools/pool_orders/partitions";
     assert_eq!(status("POST", partitions, Some(b"{not json")), (400, "malformed_json".into()));
     assert_eq!(status("POST", partitions, Some(br#"{"name":"a"}"#)), (400, "malformed_json".into()));
-    // 422: contradictory limits; a valid body then meets the missing feature.
+    // 422: contradictory limits; a valid body then meets a pool without partitions.
     let body = |min: u32, max: u32| {
         format!(
             r#"{{"name":"tenant_acme","type":"TENANT","limits":{{"max_connections":{max},"min_connections":{min}}}}}"#

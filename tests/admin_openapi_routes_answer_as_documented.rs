@@ -1,6 +1,8 @@
 //! `docs/openapi.yaml` against a live server: every documented operation
 //! answers, with and without the token, with a status the spec lists for
-//! it, and the spec documents exactly the routes the server serves.
+//! it, and the spec documents exactly the routes the server serves. The
+//! partition routes answer both a pool without partitions (404) and a
+//! partitioned one (200, 201, 409, 422) with documented statuses.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use common::http::request;
 use common::{TrackingFactory, config};
 use rusty_db::admin::{AdminServer, Registry};
-use rusty_db::pool::{ConnectionPool, ConnectionState};
+use rusty_db::pool::{ConnectionPool, ConnectionState, PartitionManager, RoutingStrategy};
 
 const TOKEN: &str = "openapi-token-0123";
 
@@ -77,8 +79,16 @@ fn every_documented_operation_answers_as_documented() {
         Arc::clone(&factory),
     )
     .unwrap();
+    // Partitioned, and large enough for the reference's body (max 50).
+    let partitioned = ConnectionPool::new(
+        config().name("tenants").max_size(64).enable_partitioning(true).build().unwrap(),
+        TrackingFactory::new(),
+    )
+    .unwrap();
+    partitioned.set_partition_manager(PartitionManager::new(RoutingStrategy::TenantBased)).unwrap();
     let registry = Registry::new();
     registry.register(&pool).unwrap();
+    registry.register(&partitioned).unwrap();
     let server = AdminServer::builder().token(TOKEN).start(registry).unwrap();
     let addr = server.local_addr();
     let _borrowed = pool.acquire().unwrap();
@@ -111,6 +121,25 @@ fn every_documented_operation_answers_as_documented() {
             assert_eq!(r.status, 404, "{method} {unknown}");
             assert!(codes.contains(&404), "{method} {template} documents its 404");
         }
+    }
+
+    // A partitioned pool: created (201), listed (200), the name again
+    // (409), more than its max_size (422); each documented.
+    let path = "/api/v1/pools/pool_tenants/partitions";
+    let too_big =
+        PARTITION.replace("tenant_acme", "tenant_big").replace("\"max_connections\":50", "\"max_connections\":65");
+    let calls = [
+        ("POST", Some(PARTITION), 201),
+        ("GET", None, 200),
+        ("POST", Some(PARTITION), 409),
+        ("POST", Some(too_big.as_str()), 422),
+    ];
+    for (method, body, wanted) in calls {
+        let codes = &ops[&("/api/v1/pools/{pool_id}/partitions".to_string(), method.to_string())];
+        let r = request(addr, method, path, Some(TOKEN), body.map(str::as_bytes));
+        assert_eq!(r.status, wanted, "{method} {path}: {}", r.text());
+        assert!(codes.contains(&r.status), "{method} {path}: {} is not documented ({codes:?})", r.status);
+        assert!(r.json()["success"].is_boolean(), "{method} {path}: an envelope");
     }
     server.shutdown();
 }

@@ -2,7 +2,8 @@
 //!
 //! An [`AdminServer`] serves the pools of a [`Registry`] over HTTP: the API
 //! reference's routes under `/api/v1` (pools, their statistics, leaks and
-//! metrics, the connections, killing one), `GET /metrics` (Prometheus text
+//! metrics, the connections, killing one, a partitioned pool's partitions:
+//! listing and creating them), `GET /metrics` (Prometheus text
 //! for every pool) and `GET /health`. It runs on threads of its own beside
 //! a blocking application, takes no pool lock across I/O, and holds the
 //! pools weakly, so it never keeps one open. `docs/openapi.yaml` describes
@@ -28,10 +29,12 @@
 //! Every reply is JSON in an envelope, `{"success": true, "data": ...}`, or
 //! `{"success": false, "error": {"code": "...", "message": "..."}}` with
 //! 400 (bad JSON or query parameter), 401 (no or wrong token, with
-//! `WWW-Authenticate: Bearer`), 404 (unknown route, pool or connection),
-//! 405 (with `Allow`), 408 (a body too slow), 409 (killing a borrowed
-//! connection without `force`), 413 (a body over the limit) or 422
-//! (contradictory partition limits); the metrics formats are text.
+//! `WWW-Authenticate: Bearer`), 404 (unknown route, pool or connection, or
+//! a pool without partitioning on the partition routes), 405 (with
+//! `Allow`), 408 (a body too slow), 409 (killing a borrowed connection
+//! without `force`, or a partition name taken), 413 (a body over the
+//! limit) or 422 (partition limits that cannot hold, or do not fit in the
+//! pool); the metrics formats are text. Creating a partition answers 201.
 
 mod auth;
 mod error;

@@ -11,8 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use serde_json::Value;
 
 use super::error::AdminError;
+use super::routes::NewPartition;
+use super::views;
 use crate::pool::{
     ConnectionInfo, ConnectionPool, Killed, LeakInfo, PoolConfig, PoolStatistics, Result as PoolResult,
     WeakConnectionPool,
@@ -123,6 +126,13 @@ pub(crate) trait AdminPool {
     fn kill(&self, id: u64, force: bool) -> PoolResult<Killed>;
     fn leaks(&self) -> Vec<LeakInfo>;
     fn is_closed(&self) -> bool;
+    /// The partitions as the API lists them, or `None` if no partition
+    /// manager is attached.
+    fn partitions(&self) -> Option<Vec<Value>>;
+    /// Creates a partition and answers it as the API does, or `None` if
+    /// no partition manager is attached. The pool checks the limits
+    /// against its `max_size` and the name against the others.
+    fn create_partition(&self, new: NewPartition) -> Option<PoolResult<Value>>;
 }
 
 impl<C: Send + 'static> AdminPool for ConnectionPool<C> {
@@ -143,5 +153,16 @@ impl<C: Send + 'static> AdminPool for ConnectionPool<C> {
     }
     fn is_closed(&self) -> bool {
         ConnectionPool::is_closed(self)
+    }
+    fn partitions(&self) -> Option<Vec<Value>> {
+        let manager = ConnectionPool::partitions(self)?;
+        // Idle connections belong to no partition: each entry shows the
+        // pool's, read once so that the entries agree.
+        let idle = self.idle();
+        Some(manager.partitions().iter().map(|p| views::partition(p, idle)).collect())
+    }
+    fn create_partition(&self, new: NewPartition) -> Option<PoolResult<Value>> {
+        let manager = ConnectionPool::partitions(self)?;
+        Some(manager.create_partition(new.name, new.partition_type, new.limits).map(|p| views::created_partition(&p)))
     }
 }

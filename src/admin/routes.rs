@@ -5,12 +5,14 @@
 //! the body: `Route::parse` names the route (or 404), `Route::allows`
 //! the methods (or 405 with `Allow`), and `Route::answer` runs it.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::registry::{AdminPool, Registry};
 use super::reply::{ApiError, CSV, PROMETHEUS, Reply};
 use super::views;
-use crate::pool::{ConnectionState, Killed, PoolError, PoolStatistics};
+use crate::pool::{ConnectionState, Killed, PartitionLimits, PartitionType, PoolError, PoolStatistics};
 
 /// A route of the admin API, with its path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,10 +109,7 @@ impl Route {
                 Ok(Reply::ok(Value::Array(pools)))
             }
             Route::PoolStats(id) => Ok(Reply::ok(pool(registry, id)?.statistics().to_json())),
-            Route::Partitions(id) => {
-                pool(registry, id)?;
-                partitions(id, call)
-            }
+            Route::Partitions(id) => partitions(registry, id, call),
             Route::Leaks(id) => {
                 let pool = pool(registry, id)?;
                 Ok(Reply::ok(views::leaks(&pool.leaks(), &pool.connections())))
@@ -205,61 +204,141 @@ fn pool_metrics(pool: &dyn AdminPool, id: &str, call: &Call<'_>) -> Result<Reply
     }
 }
 
-/// `GET` and `POST /pools/{id}/partitions`: the body is checked in full,
-/// then every pool answers that it has no partitioning (partitions are
-/// not built yet).
-fn partitions(id: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+/// `GET` and `POST /pools/{id}/partitions`. A POST's body is checked in
+/// full first (400, 422), then the pool is looked up (404
+/// `pool_not_found`), then its partition manager (404
+/// `partitioning_not_enabled`), and the pool creates the partition (422
+/// for limits that do not fit in it, 409 for a name taken, else 201).
+fn partitions(registry: &Registry, id: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     if call.method == "POST" {
-        check_partition(call.body)?;
+        let new = check_partition(call.body)?;
+        let pool = pool(registry, id)?;
+        return match pool.create_partition(new).ok_or_else(|| not_partitioned(id))? {
+            Ok(created) => Ok(Reply::data(201, created)),
+            Err(PoolError::InvalidConfig(message)) => Err(ApiError::new(422, "invalid_partition_limits", message)),
+            Err(PoolError::PartitionExists(name)) => Err(ApiError::new(
+                409,
+                "partition_exists",
+                format!("pool {id:?} has a partition named {name:?} already: pick another name"),
+            )),
+            // create_partition fails in no other way.
+            Err(other) => Err(ApiError::new(500, "internal_error", other.to_string())),
+        };
     }
-    Err(ApiError::new(
-        404,
-        "partitioning_not_enabled",
-        format!("pool {id:?} is not partitioned: it has one shared set of connections and no partitions"),
-    ))
+    let listed = pool(registry, id)?.partitions().ok_or_else(|| not_partitioned(id))?;
+    Ok(Reply::ok(Value::Array(listed)))
 }
 
-/// The partition kinds a body may name.
-const PARTITION_TYPES: [&str; 4] = ["TENANT", "USER", "APPLICATION", "CUSTOM"];
+/// 404 `partitioning_not_enabled` for the pool `id`.
+fn not_partitioned(id: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "partitioning_not_enabled",
+        format!(
+            "pool {id:?} is not partitioned: build it with enable_partitioning(true) and attach a PartitionManager \
+             with set_partition_manager"
+        ),
+    )
+}
+
+/// A create-partition body, checked: what the pool is asked to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewPartition {
+    pub(crate) name: String,
+    pub(crate) partition_type: PartitionType,
+    pub(crate) limits: PartitionLimits,
+}
+
+/// The partition kinds a body may name, as `PartitionType::kind` names them.
+const PARTITION_TYPES: [&str; 4] = ["TENANT", "USER", "APPLICATION", "RESOURCE_GROUP"];
+
+/// The longest `name` and `value`, in characters.
+const MAX_NAME_CHARS: usize = 128;
 
 /// Checks a create-partition body: 400 if it is not the documented shape,
-/// 422 if its limits contradict themselves.
-fn check_partition(body: &[u8]) -> Result<(), ApiError> {
+/// 422 if its limits cannot work whatever the pool (the pool itself checks
+/// that they fit in its `max_size`).
+fn check_partition(body: &[u8]) -> Result<NewPartition, ApiError> {
     let malformed = |what: String| ApiError::new(400, "malformed_json", what);
     let value: Value =
         serde_json::from_slice(body).map_err(|e| malformed(format!("the body is not valid JSON: {e}")))?;
     let object = value.as_object().ok_or_else(|| malformed("the body must be a JSON object".into()))?;
-    match object.get("name").and_then(Value::as_str) {
-        Some(name) if !name.is_empty() && name.chars().count() <= 128 => {}
-        _ => return Err(malformed("\"name\" must be a string of 1 to 128 characters".into())),
-    }
-    match object.get("type").and_then(Value::as_str) {
-        Some(kind) if PARTITION_TYPES.contains(&kind) => {}
+    let text = |key: &str, required: bool| -> Result<Option<String>, ApiError> {
+        match object.get(key) {
+            None if !required => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_NAME_CHARS => Ok(Some(s.clone())),
+            _ => Err(malformed(format!("{key:?} must be a string of 1 to {MAX_NAME_CHARS} characters"))),
+        }
+    };
+    let name = text("name", true)?.unwrap_or_default();
+    let kind = match object.get("type").and_then(Value::as_str) {
+        Some(kind) if PARTITION_TYPES.contains(&kind) => kind,
         _ => return Err(malformed(format!("\"type\" must be one of {}", PARTITION_TYPES.join(", ")))),
-    }
+    };
+    let served = text("value", false)?.unwrap_or_else(|| name.clone());
+    let partition_type = match kind {
+        "TENANT" => PartitionType::Tenant(served),
+        "USER" => PartitionType::User(served),
+        "APPLICATION" => PartitionType::Application(served),
+        _ => PartitionType::ResourceGroup(served),
+    };
     let limits = object
         .get("limits")
         .and_then(Value::as_object)
         .ok_or_else(|| malformed("\"limits\" must be an object".into()))?;
-    let limit = |key: &str| -> Result<Option<u64>, ApiError> {
+    let integer = |key: &str| -> Result<Option<u64>, ApiError> {
         match limits.get(key) {
             None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| malformed(format!("limits.{key} must be an integer >= 0"))),
         }
     };
-    let max = limit("max_connections")?.ok_or_else(|| malformed("limits.max_connections is required".into()))?;
-    let min = limit("min_connections")?.unwrap_or(0);
-    for key in ["max_wait_queue", "cpu_limit_seconds", "memory_limit_bytes", "io_limit_iops"] {
-        limit(key)?;
-    }
+    let count = |key: &str| -> Result<Option<usize>, ApiError> {
+        // Counts past usize::MAX cannot fit any pool: saturate, and let
+        // the pool refuse them.
+        Ok(integer(key)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+    };
+    let defaults = PartitionLimits::default();
+    let max_connections =
+        count("max_connections")?.ok_or_else(|| malformed("limits.max_connections is required".into()))?;
+    let min_connections = count("min_connections")?.unwrap_or(defaults.min_connections);
+    let max_wait_queue = count("max_wait_queue")?.unwrap_or(defaults.max_wait_queue);
+    let cpu_seconds = match limits.get("cpu_limit_seconds") {
+        None => None,
+        Some(v) => match v.as_f64() {
+            Some(secs) if secs >= 0.0 => Some(secs),
+            _ => return Err(malformed("limits.cpu_limit_seconds must be a number of seconds, more than 0".into())),
+        },
+    };
+    let memory_limit = integer("memory_limit_bytes")?;
+    let io_limit = integer("io_limit_iops")?;
+
     let invalid = |what: String| ApiError::new(422, "invalid_partition_limits", what);
-    if max == 0 {
+    if max_connections == 0 {
         return Err(invalid("limits.max_connections must be at least 1".into()));
     }
-    if min > max {
-        return Err(invalid(format!("limits.min_connections ({min}) exceeds limits.max_connections ({max})")));
+    if min_connections > max_connections {
+        return Err(invalid(format!(
+            "limits.min_connections ({min_connections}) exceeds limits.max_connections ({max_connections})"
+        )));
     }
-    Ok(())
+    let cpu_limit = match cpu_seconds {
+        None => None,
+        Some(secs) => match Duration::try_from_secs_f64(secs) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Err(_) if secs > 0.0 => return Err(invalid(format!("limits.cpu_limit_seconds ({secs}) is too large"))),
+            _ => {
+                return Err(invalid("limits.cpu_limit_seconds must be more than 0 (leave it out for no limit)".into()));
+            }
+        },
+    };
+    for (key, limit) in [("memory_limit_bytes", memory_limit), ("io_limit_iops", io_limit)] {
+        if limit == Some(0) {
+            return Err(invalid(format!("limits.{key} must be at least 1 (leave it out for no limit)")));
+        }
+    }
+    let limits =
+        PartitionLimits { max_connections, min_connections, max_wait_queue, cpu_limit, memory_limit, io_limit };
+    Ok(NewPartition { name, partition_type, limits })
 }
 
 /// Decodes `%XX` escapes (and leaves `+` alone, as in a path); `None` for
@@ -318,27 +397,83 @@ mod tests {
 
     #[test]
     fn partition_bodies_are_checked_in_full() {
-        let ok = br#"{"name":"tenant_acme","type":"TENANT","limits":{"max_connections":50,"min_connections":5,
+        let reference = br#"{"name":"tenant_acme","type":"TENANT","limits":{"max_connections":50,"min_connections":5,
             "max_wait_queue":100,"cpu_limit_seconds":60,"memory_limit_bytes":1073741824,"io_limit_iops":1000}}"#;
-        assert_eq!(check_partition(ok), Ok(()));
-        let status = |body: &str| check_partition(body.as_bytes()).map_err(|e| (e.status, e.code));
-        assert_eq!(status("{"), Err((400, "malformed_json")));
-        assert_eq!(status("[]"), Err((400, "malformed_json")));
-        assert_eq!(status(r#"{"type":"TENANT","limits":{"max_connections":1}}"#), Err((400, "malformed_json")));
-        assert_eq!(status(r#"{"name":"a","type":"X","limits":{"max_connections":1}}"#), Err((400, "malformed_json")));
+        let limits = PartitionLimits {
+            max_connections: 50,
+            min_connections: 5,
+            max_wait_queue: 100,
+            cpu_limit: Some(Duration::from_secs(60)),
+            memory_limit: Some(1_073_741_824),
+            io_limit: Some(1000),
+        };
         assert_eq!(
-            status(r#"{"name":"a","type":"USER","limits":{"max_connections":-1}}"#),
-            Err((400, "malformed_json"))
+            check_partition(reference),
+            Ok(NewPartition {
+                name: "tenant_acme".into(),
+                partition_type: PartitionType::Tenant("tenant_acme".into()),
+                limits
+            })
         );
-        assert_eq!(status(r#"{"name":"a","type":"USER","limits":{}}"#), Err((400, "malformed_json")));
+        // The value served, when given; the defaults for what is left out.
+        let checked = |body: &str| check_partition(body.as_bytes()).unwrap();
+        let group =
+            checked(r#"{"name":"gold","type":"RESOURCE_GROUP","value":"Enterprise","limits":{"max_connections":3}}"#);
+        assert_eq!(group.partition_type, PartitionType::ResourceGroup("Enterprise".into()));
+        assert_eq!(group.limits, PartitionLimits { max_connections: 3, ..Default::default() });
         assert_eq!(
-            status(r#"{"name":"a","type":"USER","limits":{"max_connections":0}}"#),
-            Err((422, "invalid_partition_limits"))
+            checked(r#"{"name":"u","type":"USER","limits":{"max_connections":1,"cpu_limit_seconds":0.25}}"#)
+                .limits
+                .cpu_limit,
+            Some(Duration::from_millis(250))
         );
         assert_eq!(
-            status(r#"{"name":"a","type":"USER","limits":{"max_connections":2,"min_connections":3}}"#),
-            Err((422, "invalid_partition_limits"))
+            checked(r#"{"name":"a","type":"APPLICATION","limits":{"max_connections":1}}"#).partition_type,
+            PartitionType::Application("a".into())
         );
+
+        let status = |body: &str| check_partition(body.as_bytes()).map(|_| ()).map_err(|e| (e.status, e.code));
+        let limits = |limits: &str| status(&format!(r#"{{"name":"a","type":"USER","limits":{limits}}}"#));
+        for bad in [
+            "{",
+            "[]",
+            r#"{"type":"TENANT","limits":{"max_connections":1}}"#,
+            r#"{"name":"","type":"TENANT","limits":{"max_connections":1}}"#,
+            r#"{"name":"a","type":"X","limits":{"max_connections":1}}"#,
+            r#"{"name":"a","type":"CUSTOM","limits":{"max_connections":1}}"#,
+            r#"{"name":"a","type":"TENANT","value":7,"limits":{"max_connections":1}}"#,
+            r#"{"name":"a","type":"TENANT","value":"","limits":{"max_connections":1}}"#,
+            r#"{"name":"a","type":"TENANT","value":null,"limits":{"max_connections":1}}"#,
+            r#"{"name":"a","type":"TENANT"}"#,
+        ] {
+            assert_eq!(status(bad), Err((400, "malformed_json")), "{bad}");
+        }
+        for bad in [
+            "{}",
+            r#"{"max_connections":-1}"#,
+            r#"{"max_connections":1.5}"#,
+            r#"{"max_connections":"1"}"#,
+            r#"{"max_connections":1,"max_wait_queue":-1}"#,
+            r#"{"max_connections":1,"cpu_limit_seconds":-1}"#,
+            r#"{"max_connections":1,"cpu_limit_seconds":"60"}"#,
+            r#"{"max_connections":1,"memory_limit_bytes":1.5}"#,
+            r#"{"max_connections":1,"io_limit_iops":-5}"#,
+        ] {
+            assert_eq!(limits(bad), Err((400, "malformed_json")), "{bad}");
+        }
+        for bad in [
+            r#"{"max_connections":0}"#,
+            r#"{"max_connections":2,"min_connections":3}"#,
+            r#"{"max_connections":1,"cpu_limit_seconds":0}"#,
+            r#"{"max_connections":1,"cpu_limit_seconds":-0.0}"#,
+            r#"{"max_connections":1,"cpu_limit_seconds":1e-12}"#,
+            r#"{"max_connections":1,"cpu_limit_seconds":1e300}"#,
+            r#"{"max_connections":1,"memory_limit_bytes":0}"#,
+            r#"{"max_connections":1,"io_limit_iops":0}"#,
+        ] {
+            assert_eq!(limits(bad), Err((422, "invalid_partition_limits")), "{bad}");
+        }
+        assert_eq!(limits(r#"{"max_connections":1,"max_wait_queue":0}"#), Ok(()));
     }
 
     #[test]

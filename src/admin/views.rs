@@ -1,11 +1,11 @@
 //! The JSON bodies of the admin API, in the API reference's shapes.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use super::registry::AdminPool;
-use crate::pool::{ConnectionInfo, LeakInfo};
+use crate::pool::{ConnectionInfo, LeakInfo, Partition, PartitionLimits};
 
 /// `conn_<id>`: how the API names a connection.
 pub(crate) fn connection_name(id: u64) -> String {
@@ -81,6 +81,68 @@ pub(crate) fn leaks(leaks: &[LeakInfo], connections: &[ConnectionInfo]) -> Value
     json!({ "total_leaks": detected.len(), "detected_leaks": detected })
 }
 
+/// The body of a `201` to `POST /pools/{id}/partitions`: the reference's
+/// `id`, `name`, `type` and `created_at`, with the `value` it serves and
+/// its `limits`.
+pub(crate) fn created_partition(partition: &Partition) -> Value {
+    json!({
+        "id": partition.id(),
+        "name": partition.name(),
+        "type": partition.partition_type().kind(),
+        "value": partition.partition_type().value(),
+        "limits": partition_limits(partition.limits()),
+        "created_at": rfc3339(partition.created_at()),
+    })
+}
+
+/// An entry of `GET /pools/{id}/partitions`. `idle` is the pool's idle
+/// count: idle connections belong to no partition, so every entry shows
+/// the same shared figure.
+pub(crate) fn partition(partition: &Partition, idle: usize) -> Value {
+    let stats = partition.statistics();
+    json!({
+        "id": partition.id(),
+        "name": partition.name(),
+        "type": partition.partition_type().kind(),
+        "value": partition.partition_type().value(),
+        "limits": partition_limits(partition.limits()),
+        "created_at": rfc3339(partition.created_at()),
+        "usage": {
+            "active_connections": stats.active,
+            "idle_connections": idle,
+            "waiting": stats.waiting,
+            "acquired": stats.acquired,
+            "timeouts": stats.timeouts,
+            "rejected": stats.rejected,
+            "violations": stats.violations,
+            "cpu_violations": stats.cpu_violations,
+            "memory_violations": stats.memory_violations,
+            "io_violations": stats.io_violations,
+            "cpu_seconds_in_window": seconds(stats.cpu_in_window),
+            "memory_in_use_bytes": stats.memory_in_use,
+        },
+    })
+}
+
+/// A partition's limits, the request body's names; a resource limit not
+/// set is `null`.
+fn partition_limits(limits: &PartitionLimits) -> Value {
+    json!({
+        "max_connections": limits.max_connections,
+        "min_connections": limits.min_connections,
+        "max_wait_queue": limits.max_wait_queue,
+        "cpu_limit_seconds": limits.cpu_limit.map(seconds),
+        "memory_limit_bytes": limits.memory_limit,
+        "io_limit_iops": limits.io_limit,
+    })
+}
+
+/// `duration` in seconds: an integer when it is whole (so `60` comes back
+/// as it was sent), else a fraction.
+fn seconds(duration: Duration) -> Value {
+    if duration.subsec_nanos() == 0 { Value::from(duration.as_secs()) } else { Value::from(duration.as_secs_f64()) }
+}
+
 /// `time` in RFC 3339, UTC, to the second: `2025-12-28T09:00:00Z`. Times
 /// before 1970 (a clock set far back) show as the epoch.
 pub(crate) fn rfc3339(time: SystemTime) -> String {
@@ -119,6 +181,13 @@ mod tests {
         assert_eq!(at(1_766_912_400), "2025-12-28T09:00:00Z");
         assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
         assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn whole_seconds_stay_integers() {
+        assert_eq!(seconds(Duration::from_secs(60)), json!(60));
+        assert_eq!(seconds(Duration::ZERO), json!(0));
+        assert_eq!(seconds(Duration::from_millis(1500)), json!(1.5));
     }
 
     #[test]
