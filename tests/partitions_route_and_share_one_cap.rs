@@ -346,7 +346,7 @@ fn quota_pool(limits: PartitionLimits) -> ConnectionPool<TestConn> {
 }
 
 fn over(result: Result<impl Sized>, resource: &str) -> bool {
-    matches!(result, Err(PoolError::QuotaExceeded { partition, resource: r }) if partition == "q" && r == resource)
+    matches!(result, Err(PoolError::QuotaExceeded { partition, resource: r }) if &*partition == "q" && r.as_str() == resource)
 }
 
 #[test]

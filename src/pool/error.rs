@@ -87,16 +87,44 @@ pub enum PoolError {
     #[error("a partition named {0:?} exists already")]
     PartitionExists(String),
 
-    /// The partition has used up one of its resource limits (`cpu`,
-    /// `memory` or `io`; see `PartitionLimits`); counted as a violation.
-    /// Retry later, or raise the limit.
+    /// The partition has used up one of its resource limits (see
+    /// `PartitionLimits`); counted as a violation. Retry later, or raise
+    /// the limit.
     #[error("partition {partition:?} is over its {resource} limit")]
     QuotaExceeded {
         /// The partition's name.
-        partition: String,
-        /// `cpu`, `memory` or `io`.
-        resource: String,
+        partition: Arc<str>,
+        /// Which limit.
+        resource: QuotaResource,
     },
+}
+
+/// The resource a [`PoolError::QuotaExceeded`] ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaResource {
+    /// `cpu_limit`: hold time plus reported CPU per rolling minute.
+    Cpu,
+    /// `memory_limit`: reported bytes in use.
+    Memory,
+    /// `io_limit`: reported operations per second.
+    Io,
+}
+
+impl QuotaResource {
+    /// `"cpu"`, `"memory"` or `"io"`, as in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaResource::Cpu => "cpu",
+            QuotaResource::Memory => "memory",
+            QuotaResource::Io => "io",
+        }
+    }
+}
+
+impl fmt::Display for QuotaResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl PoolError {

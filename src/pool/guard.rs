@@ -11,11 +11,11 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::engine::Detached;
-use super::error::{PoolError, Result};
+use super::error::Result;
 use super::events::CloseReason;
 use super::hooks::Hook;
 use super::inner::{Inner, Lease, end_reference};
-use super::partition::{Admission, Partition};
+use super::partition::Admission;
 use super::statements::{PrepareStatement, StatementLru};
 
 /// A connection borrowed from a [`ConnectionPool`](super::ConnectionPool).
@@ -33,9 +33,6 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     close: Option<CloseReason>,
     /// When it was handed out, if an event listener wants hold times.
     acquired_at: Option<Instant>,
-    /// Its partition's claim (partitioned pools only), released after the
-    /// connection: a field, so it drops after `drop` has returned it.
-    admission: Option<Box<Admission>>,
 }
 
 /// What a guard holds: its slot in the pool, and the connection from it.
@@ -62,7 +59,6 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
             id: lease.id,
             close: None,
             acquired_at,
-            admission: None,
         }
     }
 
@@ -73,7 +69,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// partition over (the time is charged either way). Does nothing on a
     /// connection not borrowed for a partition.
     pub fn report_cpu(&self, used: Duration) -> Result<()> {
-        self.admission.as_ref().map_or(Ok(()), |a| a.report_cpu(used))
+        self.with_claim(|a| a.report_cpu(used))
     }
 
     /// Reports `bytes` more in use by this borrow, counted against its
@@ -81,48 +77,21 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// [`QuotaExceeded`](PoolError::QuotaExceeded) (and nothing counted) if
     /// that would go over. Does nothing without a partition.
     pub fn report_memory(&mut self, bytes: u64) -> Result<()> {
-        self.admission.as_mut().map_or(Ok(()), |a| a.report_memory(bytes))
+        self.with_claim(|a| a.report_memory(bytes))
     }
 
     /// Reports `ops` I/O operations, taken from its partition's `io_limit`
     /// bucket; [`QuotaExceeded`](PoolError::QuotaExceeded) (and nothing
     /// taken) if it holds too few. Does nothing without a partition.
     pub fn report_io(&self, ops: u64) -> Result<()> {
-        self.admission.as_ref().map_or(Ok(()), |a| a.report_io(ops))
+        self.with_claim(|a| a.report_io(ops))
     }
 
-    /// Holds the partition's claim until the guard drops.
-    pub(crate) fn admit(&mut self, admission: Admission) {
-        self.admission = Some(Box::new(admission));
-    }
-
-    /// Prepares the connection for `partition` if it last served another
-    /// (`ConnectionFactory::assign_partition`); a failure or panic closes
-    /// it and is returned.
-    pub(crate) fn prepare_for(&mut self, partition: &Partition) -> Result<()> {
-        let tag = partition.index() + 1;
-        let slot = self.slot();
-        if self.inner().engine.slot(slot).partition() == tag {
-            return Ok(());
-        }
-        let inner = self.inner;
-        // SAFETY: as in `inner()`; the reference is not tied to `self`'s
-        // borrow, so that the connection can be lent mutably beside it.
-        let inner = unsafe { inner.as_ref() };
-        let conn = self.connection_mut();
-        match inner.caught(Hook::AssignPartition, || inner.factory.assign_partition(conn, partition)) {
-            Ok(Ok(())) => {
-                inner.engine.slot(slot).set_partition(tag);
-                Ok(())
-            }
-            outcome => {
-                self.mark_broken();
-                Err(match outcome {
-                    Ok(Err(e)) => e,
-                    Err(panic) => PoolError::factory(format!("ConnectionFactory::assign_partition panicked: {panic}")),
-                    Ok(Ok(())) => unreachable!("handled above"),
-                })
-            }
+    /// Runs `f` on this borrow's partition claim; `Ok` without one.
+    fn with_claim(&self, f: impl FnOnce(&mut Admission) -> Result<()>) -> Result<()> {
+        match self.inner().extras[self.slot() as usize].claim().as_mut() {
+            Some(admission) => f(admission),
+            None => Ok(()),
         }
     }
 
@@ -225,8 +194,7 @@ impl<C: PrepareStatement> PooledConnectionGuard<C> {
             return self.connection_mut().prepare_statement(sql);
         }
         let (index, id) = (self.slot(), self.id);
-        let slot = self.inner().engine.slot(index);
-        let mut cache: Box<StatementLru<C::Statement>> = match slot.take_statements(id) {
+        let mut cache: Box<StatementLru<C::Statement>> = match self.inner().extras[index as usize].take_statements(id) {
             Some(cache) => cache.downcast().expect("a connection type has one statement type"),
             None => Box::new(StatementLru::new(capacity)),
         };
@@ -241,7 +209,7 @@ impl<C: PrepareStatement> PooledConnectionGuard<C> {
                 self.prepare_into(&mut cache, sql)
             }
         };
-        self.inner().engine.slot(index).put_statements(id, cache);
+        self.inner().extras[index as usize].put_statements(id, cache);
         outcome
     }
 
@@ -265,17 +233,30 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
         // second `home_shard` lookup here cost more than that rare miss.
         let home = self.home as usize;
         if let Some(Held { slot, conn }) = held {
+            // Out of the slot before the connection goes back (the slot may
+            // serve another borrow at once), released after it (a waiter
+            // woken by the release finds the connection idle).
+            let claim = if inner.config.enable_partitioning { take_claim(inner, slot.index()) } else { None };
             if let Some(at) = self.acquired_at {
                 // Guarded: a panic here would skip the release (losing the
                 // slot for good), or abort a thread already unwinding.
                 inner.notify(Hook::OnRelease, |l| l.on_release(self.id, at.elapsed()));
             }
             inner.release(slot, conn, self.close, home);
+            drop(claim);
         }
         // SAFETY: this guard's reference (its slot's loan) is the one ended,
         // and the guard touches the pool no more.
         unsafe { end_reference(self.inner, home) };
     }
+}
+
+/// The borrow's partition claim, out of its slot; out of line, so that a
+/// pool without partitions drops guards as fast as it did.
+#[cold]
+#[inline(never)]
+fn take_claim<C: Send + 'static>(inner: &Inner<C>, slot: u32) -> Option<Admission> {
+    inner.extras[slot as usize].take_claim()
 }
 
 impl<C: Send + 'static> Deref for PooledConnectionGuard<C> {

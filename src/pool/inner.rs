@@ -36,6 +36,7 @@ use super::hooks::{Hook, Panicked, panic_message};
 use super::leak::LeakDetector;
 use super::partition::PartitionManager;
 use super::slot::SlotState;
+use super::slot_extras::SlotExtras;
 use super::stats::{Gauges, PoolStats};
 use super::upkeep::Registration;
 use crate::sync::{AtomicBool, AtomicU64, CachePadded, Mutex};
@@ -98,6 +99,8 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(crate) stats: PoolStats,
     /// The partitions, once attached (`enable_partitioning` pools only).
     pub(crate) partitions: OnceLock<Arc<PartitionManager>>,
+    /// Each slot's statement cache and partition state, by slot index.
+    pub(crate) extras: Box<[SlotExtras]>,
 }
 
 impl<C: Send + 'static> Inner<C> {
@@ -124,6 +127,7 @@ impl<C: Send + 'static> Inner<C> {
             upkeep_running: AtomicBool::new(false),
             stats: PoolStats::new(&config),
             partitions: OnceLock::new(),
+            extras: (0..config.max_size).map(|_| SlotExtras::default()).collect(),
             config,
         };
         if let Some(threshold) = inner.config.leak_detection_threshold {

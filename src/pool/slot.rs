@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use super::connections::ConnectionDescription;
 use super::index_stack::{Links, NIL};
 use super::leak::BorrowTrace;
-use super::statements::AnyStatements;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, CachePadded, Mutex, MutexGuard, Ordering, UnsafeCell};
 
 /// What a slot holds, and so who owns it (see the table above).
@@ -107,13 +106,6 @@ pub(crate) struct Slot<C> {
     killed: AtomicU64,
     /// What the factory said of the current connection (set at creation).
     description: Mutex<Option<Arc<ConnectionDescription>>>,
-    /// A connection's statement cache (see `statements`), with that
-    /// connection's id: only its borrower touches it, and a later
-    /// connection in the slot finds another id and starts afresh.
-    statements: Mutex<Option<(u64, AnyStatements)>>,
-    /// The partition (its index + 1; 0 for none) the current connection
-    /// was last prepared for. Not a loom atomic: partitions are not modelled.
-    partition: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the connection cell is only accessed by the slot's single owner
@@ -139,8 +131,6 @@ impl<C> Slot<C> {
             traced: AtomicBool::new(false),
             killed: AtomicU64::new(0),
             description: Mutex::default(),
-            statements: Mutex::default(),
-            partition: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -190,7 +180,6 @@ impl<C> Slot<C> {
         self.borrows.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         self.lifetime_nanos.store(lifetime.map_or(u64::MAX, duration_nanos), Ordering::Relaxed);
-        self.partition.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stamps the time the connection came back (coarse clock). Called by the owner.
@@ -292,32 +281,6 @@ impl<C> Slot<C> {
     /// What the factory said of the current connection.
     pub(crate) fn description(&self) -> Option<Arc<ConnectionDescription>> {
         self.description.lock().clone()
-    }
-
-    /// Takes connection `id`'s statement cache out, for its borrower to use
-    /// and put back; `None` if it has none yet (one left by an earlier
-    /// connection is dropped: its statements died with it).
-    pub(crate) fn take_statements(&self, id: u64) -> Option<AnyStatements> {
-        match self.statements.lock().take() {
-            Some((owner, cache)) if owner == id => Some(cache),
-            _ => None,
-        }
-    }
-
-    /// Puts connection `id`'s statement cache back.
-    pub(crate) fn put_statements(&self, id: u64, cache: AnyStatements) {
-        *self.statements.lock() = Some((id, cache));
-    }
-
-    /// The partition tag the connection was last prepared for (see
-    /// `PooledConnectionGuard::prepare_for`); reset when a connection is born.
-    pub(crate) fn partition(&self) -> usize {
-        // Relaxed: read and written by the slot's owner only.
-        self.partition.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_partition(&self, tag: usize) {
-        self.partition.store(tag, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many times the current connection has been borrowed.

@@ -455,7 +455,7 @@ impl Admission {
 }
 
 fn quota_exceeded(partition: &str, resource: Resource) -> PoolError {
-    PoolError::QuotaExceeded { partition: partition.to_string(), resource: resource.as_str().to_string() }
+    PoolError::QuotaExceeded { partition: Arc::from(partition), resource }
 }
 
 impl Drop for Admission {

@@ -30,27 +30,8 @@ const BUCKETS: usize = 60;
 /// no fraction is lost to rounding, however often the bucket refills.
 const UNITS_PER_TOKEN: u128 = 1_000_000_000;
 
-/// A resource a partition's quota limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Resource {
-    /// Connection hold time within the rolling window.
-    Cpu,
-    /// Reported memory in use.
-    Memory,
-    /// Io operations per second.
-    Io,
-}
-
-impl Resource {
-    /// The resource's name: `"cpu"`, `"memory"` or `"io"`.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Resource::Cpu => "cpu",
-            Resource::Memory => "memory",
-            Resource::Io => "io",
-        }
-    }
-}
+/// Which limit a check ran into (the pool's public name for it).
+pub(crate) use crate::pool::error::QuotaResource as Resource;
 
 /// How many times each limit was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -312,7 +293,7 @@ mod tests {
     #[test]
     fn resource_names() {
         assert_eq!(Resource::Cpu.as_str(), "cpu");
-        assert_eq!(Resource::Memory.as_str(), "memory");
+        assert_eq!(Resource::Memory.to_string(), "memory");
         assert_eq!(Resource::Io.as_str(), "io");
     }
 
