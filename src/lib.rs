@@ -75,8 +75,9 @@
 //! (`pool_default` for the default name, as in the reference) and a
 //! connection `conn_<id>`; connection ids are unique in the process, so a
 //! kill by id needs no pool. Times are RFC 3339 in UTC to the second. The
-//! partition routes answer 404 `partitioning_not_enabled` until partitions
-//! exist, after checking the body.
+//! partition routes create and list the partitions of a pool with a
+//! [`PartitionManager`](pool::PartitionManager) attached, and answer 404
+//! `partitioning_not_enabled` for any other, after checking the body.
 //!
 //! Factory methods and listener hooks are user code the pool treats as
 //! hostile: a panic in one is caught, logged and counted per

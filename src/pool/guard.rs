@@ -65,7 +65,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// Reports CPU time this borrow used on the database, charged to its
     /// partition's `cpu_limit` on top of the hold time (see
     /// [`partition`](super::partition)).
-    /// [`QuotaExceeded`](PoolError::QuotaExceeded) if that took the
+    /// [`QuotaExceeded`](super::PoolError::QuotaExceeded) if that took the
     /// partition over (the time is charged either way). Does nothing on a
     /// connection not borrowed for a partition.
     pub fn report_cpu(&self, used: Duration) -> Result<()> {
@@ -74,14 +74,14 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
 
     /// Reports `bytes` more in use by this borrow, counted against its
     /// partition's `memory_limit` until the guard drops.
-    /// [`QuotaExceeded`](PoolError::QuotaExceeded) (and nothing counted) if
+    /// [`QuotaExceeded`](super::PoolError::QuotaExceeded) (and nothing counted) if
     /// that would go over. Does nothing without a partition.
     pub fn report_memory(&mut self, bytes: u64) -> Result<()> {
         self.with_claim(|a| a.report_memory(bytes))
     }
 
     /// Reports `ops` I/O operations, taken from its partition's `io_limit`
-    /// bucket; [`QuotaExceeded`](PoolError::QuotaExceeded) (and nothing
+    /// bucket; [`QuotaExceeded`](super::PoolError::QuotaExceeded) (and nothing
     /// taken) if it holds too few. Does nothing without a partition.
     pub fn report_io(&self, ops: u64) -> Result<()> {
         self.with_claim(|a| a.report_io(ops))
