@@ -349,6 +349,9 @@ impl<C: Send + 'static> ConnectionPool<C> {
             }
         }
         extras.set_claim(claim.admission);
+        // The release ends it (`end_borrow`), behind the flag a plain
+        // borrow's release tests anyway.
+        inner.engine.slot(lease.slot.index()).mark_borrow_state();
         Ok(lease)
     }
 

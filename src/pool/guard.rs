@@ -233,30 +233,18 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
         // second `home_shard` lookup here cost more than that rare miss.
         let home = self.home as usize;
         if let Some(Held { slot, conn }) = held {
-            // Out of the slot before the connection goes back (the slot may
-            // serve another borrow at once), released after it (a waiter
-            // woken by the release finds the connection idle).
-            let claim = if inner.config.enable_partitioning { take_claim(inner, slot.index()) } else { None };
             if let Some(at) = self.acquired_at {
                 // Guarded: a panic here would skip the release (losing the
                 // slot for good), or abort a thread already unwinding.
                 inner.notify(Hook::OnRelease, |l| l.on_release(self.id, at.elapsed()));
             }
+            // A partition claim, if any, ends in the release (`end_borrow`).
             inner.release(slot, conn, self.close, home);
-            drop(claim);
         }
         // SAFETY: this guard's reference (its slot's loan) is the one ended,
         // and the guard touches the pool no more.
         unsafe { end_reference(self.inner, home) };
     }
-}
-
-/// The borrow's partition claim, out of its slot; out of line, so that a
-/// pool without partitions drops guards as fast as it did.
-#[cold]
-#[inline(never)]
-fn take_claim<C: Send + 'static>(inner: &Inner<C>, slot: u32) -> Option<Admission> {
-    inner.extras[slot as usize].take_claim()
 }
 
 impl<C: Send + 'static> Deref for PooledConnectionGuard<C> {

@@ -226,13 +226,25 @@ impl<C> Slot<C> {
         self.trace.lock()
     }
 
-    /// Takes the borrow trace when the connection comes back; no lock
-    /// unless one was recorded. Called by the owner.
+    /// Whether the borrow has state to end when the connection comes back:
+    /// a trace, or a partition claim (see `mark_borrow_state`). One flag
+    /// for both, so that a plain borrow's release tests one word.
     #[inline]
+    pub(crate) fn has_borrow_state(&self) -> bool {
+        self.traced.load(Ordering::Relaxed)
+    }
+
+    /// The borrow holds state beyond a trace (a partition claim). Called by
+    /// the owner.
+    pub(crate) fn mark_borrow_state(&self) {
+        // Relaxed: as in `trace`.
+        self.traced.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the borrow trace when the connection comes back, once
+    /// `has_borrow_state` said there is something to end. Called by the
+    /// owner.
     pub(crate) fn take_trace(&self) -> Option<BorrowTrace> {
-        if !self.traced.load(Ordering::Relaxed) {
-            return None;
-        }
         self.traced.store(false, Ordering::Relaxed);
         self.trace.lock().take()
     }
