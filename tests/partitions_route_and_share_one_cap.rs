@@ -86,8 +86,9 @@ fn load_balanced_picks_the_least_loaded_partition_with_room() {
     let mut held = Vec::new();
     let mut names = Vec::new();
     for _ in 0..6 {
+        let before = actives(&pool);
         let conn = pool.acquire_for(&any).unwrap();
-        names.push(current(&pool));
+        names.push(current(&pool, &before));
         held.push(conn);
     }
     // Loads relative to the maximum: small 0/2, large 0/4 → small; then
@@ -97,21 +98,15 @@ fn load_balanced_picks_the_least_loaded_partition_with_room() {
     assert!(matches!(pool.acquire_for(&any), Err(PoolError::PartitionNotFound(_))), "no partition has room");
 }
 
-/// The partition whose `active` count is highest relative to the last
-/// look: the one just given a connection.
-fn current(pool: &ConnectionPool<TestConn>) -> String {
-    use std::sync::Mutex;
-    static LAST: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
-    let now: Vec<(String, usize)> =
-        pool.partitions().unwrap().partitions().iter().map(|p| (p.name().to_string(), p.statistics().active)).collect();
-    let mut last = LAST.lock().unwrap();
-    let grown = now
-        .iter()
-        .find(|(name, active)| last.iter().find(|(n, _)| n == name).map_or(*active > 0, |(_, a)| active > a))
-        .map(|(n, _)| n.clone())
-        .expect("one partition grew");
-    *last = now;
-    grown
+/// The partition whose `active` count an acquire just raised.
+fn current(pool: &ConnectionPool<TestConn>, before: &[usize]) -> String {
+    let partitions = pool.partitions().unwrap().partitions();
+    let grown = partitions.iter().zip(before).find(|(p, was)| p.statistics().active > **was);
+    grown.map(|(p, _)| p.name().to_string()).expect("one partition grew")
+}
+
+fn actives(pool: &ConnectionPool<TestConn>) -> Vec<usize> {
+    pool.partitions().unwrap().partitions().iter().map(|p| p.statistics().active).collect()
 }
 
 #[test]
@@ -163,6 +158,10 @@ fn plain_acquire_uses_the_default_partition_when_one_is_set() {
     pool.set_partition_manager(manager).unwrap();
     let first = pool.acquire().unwrap();
     assert!(matches!(pool.acquire(), Err(PoolError::ConnectionTimeout(_))), "the default's maximum of 1 applies");
+    assert!(
+        matches!(pool.try_acquire(), Err(PoolError::PoolExhausted { active: 1, max: 1 })),
+        "try_acquire does not wait: the partition is full at its own maximum"
+    );
     let unknown = pool.acquire_for(&tenant("nobody"));
     assert!(matches!(unknown, Err(PoolError::ConnectionTimeout(_))), "an unroutable request goes to the default too");
     drop(first);

@@ -251,10 +251,8 @@ impl<C: Send + 'static> ConnectionPool<C> {
     ) -> Result<(Claim, Duration)> {
         let inner = self.inner();
         let started = Instant::now();
-        let admission = manager
-            .core()
-            .admit(partition, if wait { timeout } else { Duration::ZERO })
-            .inspect_err(|e| inner.stats.record_acquire_failure(e))?;
+        let admission =
+            manager.core().admit(partition, timeout, wait).inspect_err(|e| inner.stats.record_acquire_failure(e))?;
         let partition = partition.map(|index| manager.core().partition(index));
         Ok((Claim { admission, partition }, timeout.saturating_sub(started.elapsed())))
     }

@@ -35,9 +35,11 @@ pub enum PoolError {
     /// overtake waits (a starving one; in `Fifo` mode, any).
     #[error("pool exhausted: {active} of {max} connections are in use; use acquire() to wait, or raise max_size")]
     PoolExhausted {
-        /// Connections borrowed at the moment of the attempt.
+        /// Connections borrowed at the moment of the attempt (a
+        /// partition's own, for a partitioned request).
         active: usize,
-        /// The pool's `max_size`.
+        /// The pool's `max_size` (a partition's `max_connections`, for a
+        /// partitioned request).
         max: usize,
     },
 

@@ -477,10 +477,19 @@ impl Drop for Admission {
 
 impl Core {
     /// Waits until `partition` (or a request of none) may take a
-    /// connection, up to `deadline`: in its own queue, bounded by its
-    /// `max_wait_queue`, with the pool's bounded-wait fairness.
-    pub(crate) fn admit(self: &Arc<Self>, partition: Option<usize>, timeout: Duration) -> Result<Admission> {
+    /// connection, up to `timeout`: in its own queue, bounded by its
+    /// `max_wait_queue`, with the pool's bounded-wait fairness. Without
+    /// `wait` (`try_acquire`), no room is
+    /// [`PoolExhausted`](PoolError::PoolExhausted): the partition's count
+    /// and maximum, or the pool's.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        partition: Option<usize>,
+        timeout: Duration,
+        wait: bool,
+    ) -> Result<Admission> {
         let attached = *self.attached.get().expect("admission is only asked of an attached manager");
+        let timeout = if wait { timeout } else { Duration::ZERO };
         let deadline = Instant::now() + timeout;
         let mut ledger = self.ledger.lock();
         let ticket = ledger.next_ticket;
@@ -506,6 +515,13 @@ impl Core {
                 state.borrowed += 1;
                 state.acquired += 1;
                 return Ok(Admission { core: Arc::clone(self), partition, since: now, memory: 0 });
+            }
+            if !wait {
+                let (active, max) = match partition {
+                    Some(i) => (ledger.states[i].borrowed, ledger.partitions[i].limits.max_connections),
+                    None => (ledger.borrowed, attached.max_size),
+                };
+                return Err(PoolError::PoolExhausted { active, max });
             }
             if now >= deadline {
                 let state = ledger.state(partition);
