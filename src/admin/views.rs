@@ -100,14 +100,8 @@ pub(crate) fn created_partition(partition: &Partition) -> Value {
 /// the same shared figure.
 pub(crate) fn partition(partition: &Partition, idle: usize) -> Value {
     let stats = partition.statistics();
-    json!({
-        "id": partition.id(),
-        "name": partition.name(),
-        "type": partition.partition_type().kind(),
-        "value": partition.partition_type().value(),
-        "limits": partition_limits(partition.limits()),
-        "created_at": rfc3339(partition.created_at()),
-        "usage": {
+    let mut entry = created_partition(partition);
+    entry["usage"] = json!({
             "active_connections": stats.active,
             "idle_connections": idle,
             "waiting": stats.waiting,
@@ -120,8 +114,8 @@ pub(crate) fn partition(partition: &Partition, idle: usize) -> Value {
             "io_violations": stats.io_violations,
             "cpu_seconds_in_window": seconds(stats.cpu_in_window),
             "memory_in_use_bytes": stats.memory_in_use,
-        },
-    })
+    });
+    entry
 }
 
 /// A partition's limits, the request body's names; a resource limit not

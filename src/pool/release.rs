@@ -162,7 +162,8 @@ impl<C: Send + 'static> Inner<C> {
         // Only now that the slot is vacant: a pass that looked while it was
         // still counted as live skipped the refill and will not look again
         // before its next scheduled run.
-        if self.min_size() > 0 && self.live() < self.min_size() && !self.is_closed() {
+        let min_size = self.min_size();
+        if min_size > 0 && self.live() < min_size && !self.is_closed() {
             self.wake_maintenance();
         }
     }

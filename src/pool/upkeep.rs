@@ -263,7 +263,9 @@ impl<C: Send + 'static> Inner<C> {
         let idle_limit = self.config.idle_timeout.map(duration_nanos);
         let keepalive = self.config.validator.as_ref().and_then(|v| v.keepalive_interval()).map(duration_nanos);
         let mut live = self.live();
-        if !self.anything_due(now, sightings, idle_limit, keepalive, live) {
+        // Once per pass: with partitions attached it takes their ledger's lock.
+        let min_size = self.min_size();
+        if !self.anything_due(now, sightings, idle_limit, keepalive, live, min_size) {
             return;
         }
         for shard in 0..self.shards() {
@@ -279,7 +281,7 @@ impl<C: Send + 'static> Inner<C> {
                 if self.is_expired(slot, now) {
                     work.retire.push((owned.detach(), CloseReason::Lifetime));
                     live -= 1;
-                } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.min_size() {
+                } else if idle_limit.is_some_and(|limit| idle_for >= limit) && live > min_size {
                     work.retire.push((owned.detach(), CloseReason::Idle));
                     live -= 1;
                 } else if keepalive.is_some_and(|k| unchecked_for >= k) {
@@ -306,6 +308,7 @@ impl<C: Send + 'static> Inner<C> {
         idle_limit: Option<u64>,
         keepalive: Option<u64>,
         live: usize,
+        min_size: usize,
     ) -> bool {
         let idle: Vec<_> = self.engine.slots().filter(|(_, s)| s.state() == SlotState::Idle).collect();
         // Read after the states: each slot seen idle was returned before it.
@@ -314,7 +317,7 @@ impl<C: Send + 'static> Inner<C> {
         for (index, slot) in idle {
             let idle_for = sightings[index as usize].idle_for(slot, seen_at);
             due |= self.is_expired(slot, now)
-                || (idle_limit.is_some_and(|limit| idle_for >= limit) && live > self.min_size())
+                || (idle_limit.is_some_and(|limit| idle_for >= limit) && live > min_size)
                 || keepalive.is_some_and(|k| now.saturating_sub(slot.last_used_nanos()) >= k);
         }
         due

@@ -48,25 +48,6 @@ pub fn backends(side: &mut Client, app: &str) -> i64 {
         .get(0)
 }
 
-/// The backend pids of the sessions named `app`.
-pub fn backend_pids(side: &mut Client, app: &str) -> Vec<i32> {
-    side.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid", &[&app])
-        .expect("pg_stat_activity")
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
-
-/// Terminates every session named `app`; how many were.
-pub fn terminate_all(side: &mut Client, app: &str) -> usize {
-    side.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-        &[&app],
-    )
-    .expect("pg_terminate_backend")
-    .len()
-}
-
 /// The server's address (for a proxy in front of it), from the URL's host
 /// and port.
 pub fn server_addr(url: &str) -> SocketAddr {
