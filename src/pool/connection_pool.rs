@@ -193,11 +193,12 @@ impl<C: Send + 'static> ConnectionPool<C> {
         self.acquire_inner(Duration::ZERO, 0, false)
     }
 
-    /// One path for every pool: a pool built for partitions is first
-    /// admitted by the ledger (out of line), then all take the connection
-    /// the same way. One place builds the returned guard: with two (a
-    /// partitioned branch returning its own), the compiler staged every
-    /// guard through a copy, 47 instructions on each acquire of any pool.
+    /// Every acquire: a pool built for partitions leases through the
+    /// ledger (out of line), any other straight from the engine; then one
+    /// place builds the returned guard. With a second place returning a
+    /// guard (a partitioned branch of its own), or a guard built early and
+    /// moved, the compiler staged every guard through a copy: 24 to 47
+    /// instructions on each acquire of any pool.
     #[inline]
     fn acquire_inner(&self, timeout: Duration, priority: i32, wait: bool) -> Result<PooledConnectionGuard<C>> {
         let inner = self.inner();
@@ -209,9 +210,6 @@ impl<C: Send + 'static> ConnectionPool<C> {
             inner.acquire(timeout, priority, wait).inspect_err(|e| inner.stats.record_acquire_failure(e))?
         };
         let acquired_at = started.map(|started| self.announce(lease.id, started));
-        // Built once, as the returned value: a guard built earlier, or
-        // returned from a second place, was staged through a copy (some 25
-        // instructions on every acquire of every pool).
         Ok(PooledConnectionGuard::new(self.handle.inner, lease, acquired_at))
     }
 
