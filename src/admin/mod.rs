@@ -38,6 +38,7 @@
 
 mod auth;
 mod error;
+mod nudge;
 mod registry;
 mod reply;
 mod routes;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{Auth, random_token};
 use super::error::AdminError;
+use super::nudge::Nudges;
 use super::registry::Registry;
 use super::reply::{ApiError, Reply};
 use super::routes::{Call, Route, parse_query};
@@ -227,11 +228,14 @@ impl AdminServerBuilder {
             quiet_after: self.read_timeout * 2 + self.write_timeout + Duration::from_secs(1),
         };
         let (workers, send) = start_workers(&shared, self.workers)?;
+        // Past the read timeout an idle connection is closed: the same peer
+        // then comes back on a new one.
+        let nudges = Nudges::new(local_addr, self.has_tls(), self.read_timeout);
         let thread = {
             let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
             std::thread::Builder::new()
                 .name("rusty-db-admin".into())
-                .spawn(move || serve(acceptor, &shared, &stop, send))
+                .spawn(move || serve(acceptor, nudges, &shared, &stop, send))
                 .map_err(|e| AdminError::Start(format!("no thread for the admin server: {e}")))?
         };
         log::info!("admin server listening on {local_addr}");
@@ -406,10 +410,24 @@ fn start_workers(shared: &Arc<Shared>, workers: usize) -> Result<Workers, AdminE
     Ok((threads, Some(send)))
 }
 
-/// The admin thread's loop: take requests until told to stop.
-fn serve(mut acceptor: Acceptor, shared: &Shared, stop: &AtomicBool, workers: Option<mpsc::Sender<Job>>) {
+/// The admin thread's loop: take requests until told to stop, nudging
+/// tiny_http for a moment after a request on a new connection (see the
+/// `nudge` module).
+fn serve(
+    mut acceptor: Acceptor,
+    mut nudges: Nudges,
+    shared: &Shared,
+    stop: &AtomicBool,
+    workers: Option<mpsc::Sender<Job>>,
+) {
     while !stop.load(Ordering::Relaxed) {
-        let Some(request) = acceptor.next() else { continue };
+        let request = acceptor.next();
+        let now = Instant::now();
+        if let Some(request) = &request {
+            nudges.request(request.remote_addr().copied(), now);
+        }
+        nudges.tick(now);
+        let Some(request) = request else { continue };
         match &workers {
             Some(send) => {
                 if let Err(mpsc::SendError(request)) = send.send(request) {
