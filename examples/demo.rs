@@ -10,6 +10,12 @@
 //! stdout shows throughput, how long threads waited to acquire, and how
 //! often the pool reused a connection instead of opening one.
 //!
+//! Beside it, a second, partitioned pool (`tenants`) serves two tenants'
+//! light traffic on the same database, so that the admin server (and its
+//! dashboard, printed as `dashboard: http://ADDR/dashboard`) has more than
+//! one pool to show, with partitions and idle connections; one tenant now
+//! and then holds its connection past the pool's leak threshold.
+//!
 //! ```text
 //! cargo run --release --example demo -- --threads 32 --pool-size 4 --duration 2
 //! cargo run --release --example demo --features postgres -- --postgres postgres://postgres@127.0.0.1/test
@@ -30,7 +36,8 @@ use rusty_db::adapters::sqlite::SqliteConnectionFactory;
 use rusty_db::adapters::sqlite::rusqlite::{Connection, params};
 use rusty_db::admin::{AdminServer, Registry};
 use rusty_db::pool::{
-    ConnectionDescription, ConnectionFactory, ConnectionPool, PoolConfig, PoolError, Result as PoolResult,
+    ConnectionDescription, ConnectionFactory, ConnectionPool, PartitionLimits, PartitionManager, PartitionRequest,
+    PartitionType, PoolConfig, PoolError, Result as PoolResult, RoutingStrategy,
 };
 
 /// What a workload needs of a connection, whichever the database.
@@ -73,6 +80,16 @@ const MAX_THREADS: usize = 1024;
 const MAX_POOL_SIZE: usize = 1024;
 /// A day: long enough for a soak test, short enough that `Instant + duration` cannot overflow.
 const MAX_SECONDS: f64 = 86_400.0;
+/// The tenants of the second pool, each with a partition of its own.
+const TENANTS: [&str; 2] = ["acme", "globex"];
+/// How long a tenant's thread pauses between two reads: light traffic.
+const TENANT_PAUSE: Duration = Duration::from_millis(50);
+/// The tenants pool reports a connection borrowed longer than this as a leak.
+const LEAK_THRESHOLD: Duration = Duration::from_secs(1);
+/// Every this many reads, the last tenant holds its connection for
+/// `SLOW_HOLD`: a leak for the dashboard to show, for a moment.
+const SLOW_EVERY: u64 = 40;
+const SLOW_HOLD: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
@@ -214,22 +231,35 @@ fn run_postgres(_: &Options, _: &str) -> Result<Summary, Box<dyn Error>> {
 }
 
 /// Sets up the table and the pool, runs the workload, and sums it up.
-fn run_on<C: Workload, F: ConnectionFactory<C>>(
+fn run_on<C: Workload, F: ConnectionFactory<C> + Clone>(
     options: &Options,
     factory: F,
     noun: &'static str,
 ) -> Result<Summary, Box<dyn Error>> {
+    let tenants = tenants_pool(factory.clone())?;
     let factory = Arc::new(CountingFactory { inner: factory, created: AtomicU64::new(0) });
     let pool = ConnectionPool::new(pool_config(options)?, Arc::clone(&factory))?;
     pool.acquire()?.seed().map_err(|e| -> Box<dyn Error> { e })?;
     let created_up_front = factory.created();
-    let admin = start_admin(&pool, options)?;
+    let admin = start_admin(&pool, &tenants, options)?;
 
     let started = Instant::now();
-    let stats = run_workers(&pool, options);
+    let stats = thread::scope(|s| {
+        for (n, tenant) in TENANTS.into_iter().enumerate() {
+            let (tenants, deadline, slow) = (&tenants, started + options.duration, n == TENANTS.len() - 1);
+            let spawned = thread::Builder::new()
+                .name(format!("tenant-{tenant}"))
+                .spawn_scoped(s, move || tenant_traffic(tenants, tenant, deadline, slow));
+            if let Err(e) = spawned {
+                eprintln!("no thread for tenant {tenant}'s traffic: {e}");
+            }
+        }
+        run_workers(&pool, options)
+    });
     let elapsed = started.elapsed();
 
     admin.shutdown();
+    tenants.close();
     let dropped: Result<(), Box<dyn Error>> = match pool.acquire() {
         Ok(mut conn) => conn.drop_table().map_err(|e| -> Box<dyn Error> { e }),
         Err(e) => Err(e.into()),
@@ -240,11 +270,17 @@ fn run_on<C: Workload, F: ConnectionFactory<C>>(
     Ok(Summary { options: options.clone(), noun, elapsed, total, created_up_front, created: factory.created() })
 }
 
-/// Serves the admin REST API over the pool while the workload runs, and
-/// prints where and with which token, so it can be tried with curl.
-fn start_admin<C: Send + 'static>(pool: &ConnectionPool<C>, options: &Options) -> Result<AdminServer, Box<dyn Error>> {
+/// Serves the admin REST API over both pools while the workload runs, and
+/// prints where and with which token, so it can be tried with curl or in
+/// a browser.
+fn start_admin<C: Send + 'static>(
+    pool: &ConnectionPool<C>,
+    tenants: &ConnectionPool<C>,
+    options: &Options,
+) -> Result<AdminServer, Box<dyn Error>> {
     let registry = Registry::new();
     let id = registry.register(pool)?;
+    registry.register(tenants)?;
     let builder = AdminServer::builder().bind(options.admin_addr);
     let builder = match &options.admin_token {
         Some(token) => builder.token(token.clone()),
@@ -254,6 +290,7 @@ fn start_admin<C: Send + 'static>(pool: &ConnectionPool<C>, options: &Options) -
     let token = server.token().unwrap_or_default();
     println!("admin: http://{}/", server.local_addr());
     println!("admin token: {token}");
+    println!("dashboard: http://{}/dashboard", server.local_addr());
     println!("try:   curl -H 'Authorization: Bearer {token}' http://{}/api/v1/pools/{id}/stats", server.local_addr());
     std::io::stdout().flush()?;
     Ok(server)
@@ -270,6 +307,53 @@ fn pool_config(options: &Options) -> PoolResult<PoolConfig> {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .max_wait_queue_size(options.threads)
         .build()
+}
+
+/// The second pool: up to 4 connections, 2 kept open, shared by one
+/// partition per tenant (2 connections each, 1 of them reserved), with
+/// leak detection.
+fn tenants_pool<C: Workload, F: ConnectionFactory<C>>(factory: F) -> PoolResult<ConnectionPool<C>> {
+    let config = PoolConfig::builder()
+        .name("tenants")
+        .min_size(2)
+        .initial_size(2)
+        .max_size(4)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .leak_detection_threshold(LEAK_THRESHOLD)
+        .maintenance_interval(Duration::from_millis(250))
+        .enable_partitioning(true)
+        .build()?;
+    let pool = ConnectionPool::new(config, Arc::new(factory))?;
+    let manager = PartitionManager::new(RoutingStrategy::TenantBased);
+    for tenant in TENANTS {
+        let limits =
+            PartitionLimits { max_connections: 2, min_connections: 1, max_wait_queue: 8, ..Default::default() };
+        manager.create_partition(format!("tenant_{tenant}"), PartitionType::Tenant(tenant.to_string()), limits)?;
+    }
+    pool.set_partition_manager(manager)?;
+    Ok(pool)
+}
+
+/// One tenant's light traffic: a read, then a pause, until `deadline`;
+/// if `slow`, every `SLOW_EVERY`th read holds its connection for
+/// `SLOW_HOLD`. Its errors are the admin API's to show; the summary is the
+/// main pool's.
+fn tenant_traffic<C: Workload>(pool: &ConnectionPool<C>, tenant: &str, deadline: Instant, slow: bool) {
+    let request = PartitionRequest::for_tenant(tenant);
+    let mut rng = XorShift::new(tenant.len() as u64);
+    let mut reads = 0u64;
+    while Instant::now() < deadline {
+        if let Ok(mut conn) = pool.acquire_for(&request) {
+            reads += 1;
+            let held = slow && reads % SLOW_EVERY == 0;
+            conn.set_query(if held { "SELECT value FROM kv WHERE id = ?1 -- a slow report" } else { READ_SQL });
+            let _ = conn.read(1 + rng.below(u64::from(ROWS)) as i64);
+            if held {
+                thread::sleep(SLOW_HOLD.min(deadline.saturating_duration_since(Instant::now())));
+            }
+        }
+        thread::sleep(TENANT_PAUSE.min(deadline.saturating_duration_since(Instant::now())));
+    }
 }
 
 /// The workload's statements, on one database.

@@ -1,10 +1,12 @@
 //! The admin REST API and metrics endpoint, on a tiny_http thread.
 //!
 //! An [`AdminServer`] serves the pools of a [`Registry`] over HTTP: the API
-//! reference's routes under `/api/v1` (pools, their statistics, leaks and
-//! metrics, the connections, killing one, a partitioned pool's partitions:
-//! listing and creating them), `GET /metrics` (Prometheus text
-//! for every pool) and `GET /health`. It runs on threads of its own beside
+//! reference's routes under `/api/v1` (pools, their statistics, leaks,
+//! metrics and wait- and acquire-time histograms, the connections, killing
+//! one, a partitioned pool's partitions: listing and creating them),
+//! `GET /metrics` (Prometheus text for every pool), `GET /health`, and
+//! `GET /dashboard`: a live page for a browser, which asks for the token and
+//! polls those routes with it. It runs on threads of its own beside
 //! a blocking application, takes no pool lock across I/O, and holds the
 //! pools weakly, so it never keeps one open. `docs/openapi.yaml` describes
 //! every route, parameter and error.

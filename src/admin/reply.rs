@@ -8,6 +8,18 @@ pub(crate) const JSON: &str = "application/json";
 pub(crate) const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The content type of CSV exports.
 pub(crate) const CSV: &str = "text/csv; charset=utf-8";
+/// The content type of the dashboard page.
+pub(crate) const HTML: &str = "text/html; charset=utf-8";
+
+/// The dashboard: one page, its script and style inline.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// What the dashboard page may do: run its own inline script and style,
+/// call this server, and nothing else (no other origin, no frame around
+/// it, no form posted anywhere).
+const DASHBOARD_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                                connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; \
+                                frame-ancestors 'none'";
 
 /// A response, before it is written.
 #[derive(Debug)]
@@ -33,6 +45,20 @@ impl Reply {
     /// A text body of `content_type`.
     pub(crate) fn text(content_type: &'static str, body: String) -> Reply {
         Reply { status: 200, content_type, body: body.into_bytes(), headers: Vec::new() }
+    }
+
+    /// The dashboard page, with a content security policy that keeps it to
+    /// this server, and headers that keep it out of frames and referrers.
+    pub(crate) fn dashboard() -> Reply {
+        Reply {
+            headers: vec![
+                ("Content-Security-Policy", DASHBOARD_POLICY.to_string()),
+                ("X-Frame-Options", "DENY".to_string()),
+                ("X-Content-Type-Options", "nosniff".to_string()),
+                ("Referrer-Policy", "no-referrer".to_string()),
+            ],
+            ..Reply::text(HTML, DASHBOARD.to_string())
+        }
     }
 
     fn json(status: u16, value: &Value) -> Reply {

@@ -25,6 +25,8 @@ pub(crate) enum Route {
     Partitions(String),
     /// `/api/v1/pools/{pool_id}/leaks`
     Leaks(String),
+    /// `/api/v1/pools/{pool_id}/histograms`
+    Histograms(String),
     /// `/api/v1/pools/{pool_id}/metrics`
     PoolMetrics(String),
     /// `/api/v1/connections`
@@ -35,6 +37,8 @@ pub(crate) enum Route {
     Metrics,
     /// `/health`
     Health,
+    /// `/dashboard`: the page, which needs no token (its data calls do).
+    Dashboard,
 }
 
 /// A parsed request, as a route sees it.
@@ -64,10 +68,12 @@ impl Route {
         let route = match segments.as_slice() {
             ["metrics"] => Route::Metrics,
             ["health"] => Route::Health,
+            ["dashboard"] => Route::Dashboard,
             ["api", "v1", "pools"] => Route::Pools,
             ["api", "v1", "pools", id, "stats"] => Route::PoolStats(id.to_string()),
             ["api", "v1", "pools", id, "partitions"] => Route::Partitions(id.to_string()),
             ["api", "v1", "pools", id, "leaks"] => Route::Leaks(id.to_string()),
+            ["api", "v1", "pools", id, "histograms"] => Route::Histograms(id.to_string()),
             ["api", "v1", "pools", id, "metrics"] => Route::PoolMetrics(id.to_string()),
             ["api", "v1", "connections"] => Route::Connections,
             ["api", "v1", "connections", id] => Route::Connection(id.to_string()),
@@ -114,6 +120,7 @@ impl Route {
                 let pool = pool(registry, id)?;
                 Ok(Reply::ok(views::leaks(&pool.leaks(), &pool.connections())))
             }
+            Route::Histograms(id) => Ok(Reply::ok(views::histograms(&pool(registry, id)?.statistics()))),
             Route::PoolMetrics(id) => pool_metrics(&*pool(registry, id)?, id, call),
             Route::Connections => connections(registry, call),
             Route::Connection(name) => kill(registry, name, call),
@@ -124,6 +131,7 @@ impl Route {
                 Ok(Reply::text(PROMETHEUS, text))
             }
             Route::Health => Ok(Reply::ok(json!({ "status": "ok", "pools": registry.ids().len() }))),
+            Route::Dashboard => Ok(Reply::dashboard()),
         }
     }
 }

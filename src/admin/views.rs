@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use super::registry::AdminPool;
-use crate::pool::{ConnectionInfo, LeakInfo, Partition, PartitionLimits};
+use crate::pool::{Buckets, ConnectionInfo, LeakInfo, Partition, PartitionLimits, PoolStatistics, TimeHistogram};
 
 /// `conn_<id>`: how the API names a connection.
 pub(crate) fn connection_name(id: u64) -> String {
@@ -35,6 +35,26 @@ pub(crate) fn pool_summary(id: &str, pool: &dyn AdminPool) -> Value {
         "total_connections": stats.total_connections,
         "wait_queue_size": stats.wait_queue_size,
         "closed": pool.is_closed(),
+    })
+}
+
+/// The body of `GET /pools/{id}/histograms`: the fixed bucket bounds, and
+/// the wait and acquire times counted in them since the pool was created.
+/// Two polls' counts subtract into the distribution between them.
+pub(crate) fn histograms(stats: &PoolStatistics) -> Value {
+    let bounds: Vec<f64> = Buckets::upper_bounds().map(|b| b.as_nanos() as f64 / 1e6).collect();
+    let times = |h: &TimeHistogram| {
+        json!({
+            "count": h.count,
+            "sum_ms": h.sum.as_secs_f64() * 1000.0,
+            "buckets": h.buckets.counts(),
+        })
+    };
+    json!({
+        "upper_bounds_ms": bounds,
+        "uptime_seconds": stats.uptime.as_secs_f64(),
+        "wait_time": times(&stats.wait_time_histogram),
+        "acquire_time": times(&stats.acquire_time_histogram),
     })
 }
 

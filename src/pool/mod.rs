@@ -66,7 +66,7 @@ pub use partition::{
 };
 pub use statements::PrepareStatement;
 pub use stats::{
-    AcquireFailures, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, HookPanics, Percentiles,
-    PoolStatistics, PoolStats, TimeHistogram,
+    AcquireFailures, Buckets, ClosedByReason, DashboardData, DashboardProvider, EfficiencyMetrics, HookPanics,
+    Percentiles, PoolStatistics, PoolStats, TimeHistogram,
 };
 pub use validator::{ConnectionValidator, DEFAULT_BYPASS_WINDOW, ValidationQuery, ValidatorStatistics};

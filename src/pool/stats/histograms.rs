@@ -37,7 +37,8 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_NANOS, SIGNIFICANT_DIGITS).expect("constant bounds are valid")
 }
 
-/// A distribution of durations: how many, their mean, and percentiles.
+/// A distribution of durations: how many, their mean, percentiles, and
+/// counts in fixed buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct TimeHistogram {
@@ -49,6 +50,85 @@ pub struct TimeHistogram {
     pub mean: Duration,
     /// Percentiles of the durations (all zero when `count` is zero).
     pub percentiles: Percentiles,
+    /// How many durations fall in each of the fixed buckets of
+    /// [`Buckets::upper_bounds`].
+    pub buckets: Buckets,
+}
+
+/// The finite buckets' upper bounds in nanoseconds: the R10 series (1,
+/// 1.25, 1.6, 2, 2.5, 3.15, 4, 5, 6.3, 8 per decade) from 100 ns to 100 s.
+/// Buckets 26 % wide read percentiles to about ±13 %, in 91 numbers.
+const UPPER_BOUNDS_NS: [u64; 91] = {
+    const MANTISSAS: [u64; 10] = [100, 125, 160, 200, 250, 315, 400, 500, 630, 800];
+    let mut bounds = [0u64; 91];
+    let (mut i, mut decade) = (0, 1u64);
+    while i < 90 {
+        bounds[i] = MANTISSAS[i % 10] * decade;
+        i += 1;
+        if i % 10 == 0 {
+            decade *= 10;
+        }
+    }
+    bounds[90] = 100 * decade;
+    bounds
+};
+
+/// The number of buckets: one per bound, and one above the last.
+const BUCKETS: usize = UPPER_BOUNDS_NS.len() + 1;
+
+/// Durations counted in fixed buckets, the same for every pool and every
+/// snapshot, so that two snapshots' counts subtract into the distribution
+/// of what happened between them (as a dashboard does to chart the last
+/// minutes' percentiles).
+///
+/// Bucket `i` counts the durations above bound `i - 1` and at most bound
+/// `i` (bucket 0 from zero); the last one, past the bounds, counts those
+/// above 100 s.
+///
+/// ```
+/// use rusty_db::pool::Buckets;
+/// use std::time::Duration;
+///
+/// let bounds: Vec<Duration> = Buckets::upper_bounds().collect();
+/// assert_eq!(bounds[0], Duration::from_nanos(100));
+/// assert_eq!(bounds[1], Duration::from_nanos(125));
+/// assert_eq!(bounds.last(), Some(&Duration::from_secs(100)));
+/// assert_eq!(Buckets::default().counts().len(), bounds.len() + 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets([u64; BUCKETS]);
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets([0; BUCKETS])
+    }
+}
+
+impl Buckets {
+    /// The finite buckets' upper bounds, smallest first: 100 ns, 125 ns,
+    /// 160 ns, ... 80 s, 100 s.
+    pub fn upper_bounds() -> impl Iterator<Item = Duration> {
+        UPPER_BOUNDS_NS.iter().map(|&ns| Duration::from_nanos(ns))
+    }
+
+    /// Each bucket's count, in the order of the bounds, then the count
+    /// above the last bound.
+    pub fn counts(&self) -> &[u64] {
+        &self.0
+    }
+
+    /// The counts of `histogram`'s values, each placed by the lowest value
+    /// its hdrhistogram bucket stands for (so a value recorded exactly at
+    /// a bound counts at or below it).
+    fn of(histogram: &Histogram<u64>) -> Buckets {
+        let mut buckets = Buckets::default();
+        for recorded in histogram.iter_recorded() {
+            let value = histogram.lowest_equivalent(recorded.value_iterated_to());
+            let bucket = UPPER_BOUNDS_NS.partition_point(|&bound| bound < value);
+            buckets.0[bucket] = buckets.0[bucket].saturating_add(recorded.count_at_value());
+        }
+        buckets
+    }
 }
 
 /// Percentiles of a [`TimeHistogram`], to within 1 % (the histogram's
@@ -227,6 +307,7 @@ fn summarize(histogram: &Histogram<u64>, count: u64, sum_nanos: u128, max_nanos:
         sum: duration_from_nanos(sum_nanos),
         mean: Duration::from_nanos(mean),
         percentiles: Percentiles { p50, p95, p99, p999, max: Duration::from_nanos(max_nanos) },
+        buckets: Buckets::of(histogram),
     }
 }
 
@@ -284,6 +365,27 @@ mod tests {
         let p95 = acquire.percentiles.p95.as_nanos();
         assert!((300..=303).contains(&p95), "{p95}");
         assert_eq!(acquire.percentiles.p999, MS);
+    }
+
+    #[test]
+    fn buckets_count_each_duration_once_at_or_below_its_bound() {
+        let times = StripedTimes::new(2);
+        // Exactly at a bound, just above it, past the last bound, and the
+        // fast path's zeros in bucket 0.
+        for (shard, took) in [(0, 1_000), (1, 1_000), (0, 1_300), (1, 200_000_000_000)] {
+            times.record_waited(shard, Duration::from_nanos(took), false);
+        }
+        let wait = times.merge().wait_time(5);
+        let counts = wait.buckets.counts();
+        let bounds: Vec<u64> = Buckets::upper_bounds().map(|b| b.as_nanos() as u64).collect();
+        let at = |ns: u64| bounds.iter().position(|&b| b == ns).expect("a bound");
+        assert_eq!(counts[0], 5);
+        assert_eq!(counts[at(1_000)], 2);
+        assert_eq!(counts[at(1_600)], 1, "1.3 µs is above 1.25 µs and at most 1.6 µs");
+        assert_eq!(counts[bounds.len()], 1, "200 s is past the last bound");
+        assert_eq!(counts.iter().sum::<u64>(), wait.count);
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!((bounds[0], bounds[bounds.len() - 1]), (100, 100_000_000_000));
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod recorder;
 mod statistics;
 
 pub use dashboard::{DashboardData, DashboardProvider};
-pub use histograms::{Percentiles, TimeHistogram};
+pub use histograms::{Buckets, Percentiles, TimeHistogram};
 pub use recorder::PoolStats;
 pub(crate) use recorder::{AcquireProbe, GaugeSource, Gauges};
 pub use statistics::{AcquireFailures, ClosedByReason, EfficiencyMetrics, HookPanics, PoolStatistics};
