@@ -1,6 +1,6 @@
 """The admin dashboard in a real browser, against the demo under load.
 
-Usage: dashboard.py BASE_URL TOKEN DEMO_PID OUT_DIR
+Usage: dashboard.py BASE_URL TOKEN DEMO_PID DEMO_BINARY OUT_DIR
 
 Headless Chromium, driven through chromedriver, loads BASE_URL/dashboard and:
 - is refused with a wrong token, with a clear message, and keeps the token
@@ -14,13 +14,15 @@ Headless Chromium, driven through chromedriver, loads BASE_URL/dashboard and:
   accepted (and nothing when it is dismissed); refuses a borrowed one
   without "force", and closes it on its return with "force";
 - shows a banner while the demo is stopped (SIGSTOP), and recovers by itself
-  when it runs again (SIGCONT).
+  when it runs again (SIGCONT); and again when the demo is killed and a new
+  one started on the same address, whose pool it then follows afresh.
 Screenshots go to OUT_DIR. Exits non-zero with the first failed check.
 """
 
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -29,7 +31,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webdriver import Driver, wait_for  # noqa: E402
 
-BASE, TOKEN, DEMO_PID, OUT = sys.argv[1].rstrip("/"), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+BASE, TOKEN, DEMO_PID, DEMO, OUT = sys.argv[1].rstrip("/"), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 TOKEN_KEY = "rusty-db.admin-token"
 checks = 0
 
@@ -290,6 +292,34 @@ try:
     wait_for("the banner to go", lambda: not driver.find("#banner").displayed(), 30)
     after_polls(2, "pool_default")
     ok(True, "the banner went and polling went on by itself")
+
+    step("the demo killed, and a new one started on the same address")
+    old_acquires = number(driver.text("#t-acquires"))
+    os.kill(DEMO_PID, signal.SIGTERM)
+    banner = wait_for("the banner", lambda: driver.find("#banner").displayed() and driver.text("#banner"), 20)
+    ok("not answering" in banner, f"with nothing listening, the banner says: {banner!r}")
+    log = open(os.path.join(OUT, "demo-restarted.out"), "w")
+    restarted = subprocess.Popen([DEMO, "--duration", "120", "--admin-addr", BASE.split("//")[1],
+                                  "--admin-token", TOKEN], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the banner to go", lambda: not driver.find("#banner").displayed(), 30)
+        after_polls(1, "pool_default")
+        restarted_at = polls()
+        before = stats("pool_default")
+        after_polls(2, "pool_default")
+        shown = number(driver.text("#t-acquires"))
+        after = stats("pool_default")
+        ok(before["acquires"] <= shown <= after["acquires"] and shown < old_acquires,
+           f"the page shows the new pool's {shown:,} acquires (the old one had {old_acquires:,})")
+        grown = int(driver.find("#app").attribute("data-history"))
+        after_polls(2, "pool_default")
+        now = int(driver.find("#app").attribute("data-history"))
+        ok(now > grown and now <= polls() - restarted_at + 2,
+           f"the charts' history started afresh with the new pool ({grown} then {now} snapshots)")
+    finally:
+        restarted.terminate()
+        restarted.wait(20)
+        log.close()
 finally:
     driver.quit()
 
