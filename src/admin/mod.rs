@@ -45,6 +45,7 @@ mod registry;
 mod reply;
 mod routes;
 mod server;
+mod socket;
 mod views;
 
 pub use error::AdminError;

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::socket::reset_on_close;
+
 /// How often a nudge is sent after a new connection.
 const EVERY: Duration = Duration::from_millis(25);
 /// How long after the latest new connection nudges go on: a burst's
@@ -95,36 +97,14 @@ impl Nudges {
 /// left behind). A nudge that fails changes nothing: it is dropped.
 fn nudge(addr: SocketAddr) {
     match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-        Ok(stream) => reset_on_close(&stream),
+        Ok(stream) => {
+            if let Err(e) = reset_on_close(&stream) {
+                log::debug!("admin server: SO_LINGER on a nudge failed: {e}");
+            }
+        }
         Err(e) => log::debug!("admin server: a nudge to {addr} failed: {e}"),
     }
 }
-
-/// Makes closing `stream` send a reset instead of a FIN.
-#[cfg(unix)]
-fn reset_on_close(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: the descriptor is the stream's, open for the call; `linger`
-    // is a valid `struct linger` that outlives the call, and the length
-    // passed is its size, as setsockopt requires.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::debug!("admin server: SO_LINGER on a nudge failed: {}", std::io::Error::last_os_error());
-    }
-}
-
-/// Elsewhere the nudge closes normally.
-#[cfg(not(unix))]
-fn reset_on_close(_: &TcpStream) {}
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ use super::nudge::Nudges;
 use super::registry::Registry;
 use super::reply::{ApiError, Reply};
 use super::routes::{Call, Route, parse_query};
+use super::socket::set_timeouts;
 
 /// Default limit on a request body: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -546,40 +547,4 @@ fn read_body(request: &mut tiny_http::Request, limit: usize, timeout: Duration) 
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(413, "payload_too_large", format!("the body is over the limit of {limit} bytes"))
-}
-
-/// Sets the receive and send timeouts of `listener`, which the sockets it
-/// accepts inherit (see the module docs).
-#[cfg(unix)]
-fn set_timeouts(listener: &TcpListener, read: Duration, write: Duration) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    for (option, timeout) in [(libc::SO_RCVTIMEO, read), (libc::SO_SNDTIMEO, write)] {
-        let value = libc::timeval {
-            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: the descriptor is the listener's, open for the call;
-        // `value` is a valid `timeval` that outlives the call, and the
-        // length passed is its size, as setsockopt requires.
-        let rc = unsafe {
-            libc::setsockopt(
-                listener.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&value as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Without `setsockopt`, sockets keep the system's defaults.
-#[cfg(not(unix))]
-fn set_timeouts(_: &TcpListener, _: Duration, _: Duration) -> std::io::Result<()> {
-    log::warn!("admin server: socket timeouts are not supported on this platform");
-    Ok(())
 }
