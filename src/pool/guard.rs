@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use super::engine::Detached;
 use super::error::Result;
 use super::events::CloseReason;
 use super::hooks::Hook;
+use super::hooks::panic_message;
 use super::inner::{Inner, Lease, end_reference};
 use super::partition::Admission;
 use super::statements::{PrepareStatement, StatementLru};
@@ -188,6 +190,11 @@ impl<C: PrepareStatement> PooledConnectionGuard<C> {
     /// `statement_cache_size` statements; hits and misses feed
     /// `cache_hit_rate`. A size of 0 prepares every time and counts
     /// nothing. An error from preparing is returned and caches nothing.
+    ///
+    /// The driver is user code: if `prepare_statement` panics, the cache
+    /// goes back to the connection as it was and the panic goes on to the
+    /// caller; a panic in `close_statement` is logged like its error, and
+    /// the other statements evicted with it are still closed.
     pub fn prepare_cached(&mut self, sql: &str) -> Result<C::Statement> {
         let capacity = self.inner().config.statement_cache_size;
         if capacity == 0 {
@@ -198,31 +205,43 @@ impl<C: PrepareStatement> PooledConnectionGuard<C> {
             Some(cache) => cache.downcast().expect("a connection type has one statement type"),
             None => Box::new(StatementLru::new(capacity)),
         };
-        let found = cache.get(sql);
-        let outcome = match found {
+        let outcome = match cache.get(sql) {
             Some(statement) => {
                 self.inner().stats.record_cache_hit();
-                Ok(statement)
+                Ok(Ok(statement))
             }
             None => {
                 self.inner().stats.record_cache_miss();
-                self.prepare_into(&mut cache, sql)
+                // For the log, on a miss (which costs a prepare anyway).
+                let name = self.inner().config.name.clone();
+                let conn = self.connection_mut();
+                catch_unwind(AssertUnwindSafe(|| prepare_into(conn, &mut cache, sql, &name)))
             }
         };
         self.inner().extras[index as usize].put_statements(id, cache);
-        outcome
+        outcome.unwrap_or_else(|panic| resume_unwind(panic))
     }
+}
 
-    /// A miss: prepares, caches, and closes what made room.
-    fn prepare_into(&mut self, cache: &mut StatementLru<C::Statement>, sql: &str) -> Result<C::Statement> {
-        let statement = self.connection_mut().prepare_statement(sql)?;
-        for evicted in cache.insert(sql, statement.clone()) {
-            if let Err(e) = self.connection_mut().close_statement(evicted) {
-                log::debug!("pool {:?}: closing an evicted statement failed: {e}", self.inner().config.name);
+/// A miss: prepares `sql` on `conn`, caches it, and closes what made room
+/// (every one of them, whatever `close_statement` does with the others).
+fn prepare_into<C: PrepareStatement>(
+    conn: &mut C,
+    cache: &mut StatementLru<C::Statement>,
+    sql: &str,
+    pool: &str,
+) -> Result<C::Statement> {
+    let statement = conn.prepare_statement(sql)?;
+    for evicted in cache.insert(sql, statement.clone()) {
+        match catch_unwind(AssertUnwindSafe(|| conn.close_statement(evicted))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::debug!("pool {pool:?}: closing an evicted statement failed: {e}"),
+            Err(panic) => {
+                log::warn!("pool {pool:?}: closing an evicted statement panicked: {}", panic_message(&*panic))
             }
         }
-        Ok(statement)
     }
+    Ok(statement)
 }
 
 impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
