@@ -44,3 +44,25 @@ fn a_query_set_after_the_report_updates_it() {
     drop(conn);
     assert!(pool.leaks().is_empty());
 }
+
+#[test]
+fn a_leak_reported_to_a_replaced_detector_is_reported_to_its_replacement() {
+    let config = common::config()
+        .leak_detection_threshold(Duration::from_millis(100))
+        .maintenance_interval(Duration::from_millis(5));
+    let pool = ConnectionPool::new(config.build().unwrap(), TrackingFactory::new()).unwrap();
+    let conn = pool.acquire().unwrap();
+    assert!(common::eventually(|| pool.leaks().len() == 1), "reported to the pool's own detector");
+
+    let replacement = LeakDetector::new(THRESHOLD, Duration::from_millis(10));
+    pool.attach_leak_detector(replacement.clone());
+    assert!(common::eventually(|| replacement.get_leaks().len() == 1), "the replacement lists the leak in progress");
+    let leaks = pool.leaks();
+    assert_eq!(leaks.len(), 1);
+    assert_eq!(leaks[0].connection_id, conn.id());
+    assert!(leaks[0].active_duration >= Duration::from_millis(100), "counted from the acquire");
+    assert_eq!(pool.statistics().leaks_detected, 1, "one borrow, one leak");
+
+    drop(conn);
+    assert!(pool.leaks().is_empty() && replacement.get_leaks().is_empty(), "it came back");
+}

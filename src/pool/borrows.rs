@@ -27,11 +27,7 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Logs (and unlists) a leaked connection that came back.
     pub(super) fn returned(&self, id: u64, trace: &BorrowTrace) {
-        if !trace.reported {
-            return;
-        }
-        let detector = self.leaks.lock().clone();
-        if let Some(after) = detector.and_then(|d| d.returned(id)) {
+        if let Some(after) = trace.reported_to.as_ref().and_then(|d| d.returned(id)) {
             log::info!(
                 "pool {:?}: leaked connection {id} returned after {:.1} s",
                 self.config.name,
@@ -53,15 +49,12 @@ impl<C: Send + 'static> Inner<C> {
     /// Records the last query run on a borrowed connection (and in its
     /// leak report, if it is listed as leaked already).
     pub(crate) fn set_query(&self, index: u32, query: String) {
-        // Before the slot's lock: `scan_leaks` takes them in this order too.
-        let detector = self.leaks.lock().clone();
         let slot = self.engine.slot(index);
         let mut trace = slot.trace();
         let trace = trace.get_or_insert_with(|| BorrowTrace::capture(false));
-        if trace.reported {
-            if let Some(detector) = detector {
-                detector.update_query(slot.id(), &query);
-            }
+        // The detector's lock inside the slot's: `scan_leaks` nests them so too.
+        if let Some(detector) = &trace.reported_to {
+            detector.update_query(slot.id(), &query);
         }
         trace.query = Some(query);
         trace.query_at = Some(SystemTime::now());
@@ -71,7 +64,9 @@ impl<C: Send + 'static> Inner<C> {
     ///
     /// Connections borrowed before it was attached have no record of their
     /// borrower; they are traced from now on (thread unknown, borrowed at
-    /// least since now), so a leak already in progress is reported too.
+    /// least since now), so a leak already in progress is reported too. A
+    /// borrow already reported to the detector it replaces is reported to
+    /// this one once past its threshold (and unlisted from the old one).
     pub(crate) fn attach_leak_detector(&self, detector: LeakDetector) {
         *self.leaks.lock() = Some(detector);
         // Relaxed: see `tracks_borrows`.

@@ -135,6 +135,11 @@ impl LeakDetector {
         }
     }
 
+    /// Whether `other` is this detector (or a clone of it).
+    pub(crate) fn is(&self, other: &LeakDetector) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Removes a leak whose connection came back; returns how long it was out.
     pub(crate) fn returned(&self, connection_id: u64) -> Option<Duration> {
         self.shared.leaks.lock().remove(&connection_id).map(|(acquired, _)| acquired.elapsed())
@@ -152,7 +157,10 @@ pub(crate) struct BorrowTrace {
     /// When the borrower last set the query.
     pub(crate) query_at: Option<SystemTime>,
     pub(crate) backtrace: Option<String>,
-    pub(crate) reported: bool,
+    /// The detector this borrow was reported to as leaked, if any: it
+    /// lists the leak until the connection comes back. Replacing the
+    /// pool's detector moves the report to the new one.
+    pub(crate) reported_to: Option<LeakDetector>,
 }
 
 impl BorrowTrace {
@@ -164,7 +172,7 @@ impl BorrowTrace {
             query: None,
             query_at: None,
             backtrace: backtrace.then(|| std::backtrace::Backtrace::force_capture().to_string()),
-            reported: false,
+            reported_to: None,
         }
     }
 

@@ -409,7 +409,10 @@ impl<C: Send + 'static> Inner<C> {
         work.retire.extend(popped.into_iter().map(|owned| (owned.detach(), CloseReason::Idle)));
     }
 
-    /// Reports connections borrowed for longer than the leak threshold, once each.
+    /// Reports connections borrowed for longer than the leak threshold to
+    /// the pool's detector. Each borrow is logged, counted and told to the
+    /// listener once; one reported to a detector since replaced moves to
+    /// the new one, unlisted from the old.
     fn scan_leaks(&self, now: Instant) {
         if !self.tracks_borrows() {
             return;
@@ -418,16 +421,20 @@ impl<C: Send + 'static> Inner<C> {
         for (_, slot) in self.engine.slots().filter(|(_, s)| s.state() == SlotState::InUse) {
             let mut trace = slot.peek_trace();
             let Some(t) = trace.as_mut() else { continue };
-            if t.reported || now.saturating_duration_since(t.acquired) < detector.threshold() {
+            let listed_here = t.reported_to.as_ref().is_some_and(|d| d.is(&detector));
+            if listed_here || now.saturating_duration_since(t.acquired) < detector.threshold() {
                 continue;
             }
-            t.reported = true;
             let (acquired, info) = (t.acquired, t.to_info(slot.id(), now));
             // Listed before the trace is let go: a return that sees
-            // `reported` must find the leak in the list to take it out.
+            // `reported_to` must find the leak in that list to take it out.
             let listed = detector.report(acquired, info.clone());
+            let earlier = t.reported_to.replace(detector.clone());
+            if let Some(earlier) = &earlier {
+                earlier.returned(info.connection_id);
+            }
             drop(trace);
-            if listed {
+            if listed && earlier.is_none() {
                 self.stats.record_leak();
                 log::warn!(
                     "pool {:?}: connection {} leaked: borrowed {:.1} s ago by thread {:?}{}",
