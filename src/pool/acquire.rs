@@ -23,7 +23,7 @@ use super::home_shard::home_shard;
 use super::hooks::Hook;
 use super::inner::{Inner, Lease};
 use super::slot::SlotState;
-use super::stats::AcquireProbe;
+use super::stats::{AcquireProbe, Served};
 use super::waiters::RegisterError;
 
 impl<C: Send + 'static> Inner<C> {
@@ -54,12 +54,29 @@ impl<C: Send + 'static> Inner<C> {
                 }
             }
         }
-        self.acquire_slow(home, sample, timeout, priority, wait, rejected)
+        let (lease, served) = self.acquire_slow(home, sample, timeout, priority, wait, rejected, None)?;
+        self.stats.record_served(home, served);
+        Ok(lease)
+    }
+
+    /// An acquire the partitions' ledger admitted: like
+    /// [`acquire`](Self::acquire), but the pool-wide `max_wait_queue_size`
+    /// does not apply (the ledger bounds these requests by their own
+    /// queues and admits at most `max_size` of them), and the caller
+    /// records how it was served once the borrow is really handed over.
+    pub(crate) fn acquire_admitted(&self, timeout: Duration, priority: i32, wait: bool) -> Result<(Lease<C>, Served)> {
+        let home = home_shard(self.shards());
+        let sample = self.stats.sample_start();
+        self.acquire_slow(home, sample, timeout, priority, wait, false, Some(usize::MAX))
     }
 
     /// Everything else `acquire` does: steal, create, wait; and the fast
     /// path again, since it loops. `rejected`: whether the fast path's
-    /// connection failed validation (which starts the clock).
+    /// connection failed validation (which starts the clock);
+    /// `queue_bound`: the most waiters it may queue behind, if not the
+    /// pool's `max_wait_queue_size`. Returns how it was served, for the
+    /// caller to record.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn acquire_slow(
         &self,
@@ -69,7 +86,8 @@ impl<C: Send + 'static> Inner<C> {
         priority: i32,
         wait: bool,
         rejected: bool,
-    ) -> Result<Lease<C>> {
+        queue_bound: Option<usize>,
+    ) -> Result<(Lease<C>, Served)> {
         // Read the clock only once the fast path has failed.
         let mut start: Option<Instant> = rejected.then(Instant::now);
         // Our place in the wait queue, kept across re-registrations.
@@ -84,10 +102,7 @@ impl<C: Send + 'static> Inner<C> {
             if self.engine.may_barge() {
                 if let Some(owned) = self.engine.pop_idle(home) {
                     match self.check_out(owned, home) {
-                        Ok(lease) => {
-                            self.stats.record_immediate_acquire(home, sample);
-                            return Ok(lease);
-                        }
+                        Ok(lease) => return Ok((lease, Served::Immediate(sample))),
                         Err(owned) => {
                             let now = self.rejected(owned);
                             let start = *start.get_or_insert(now);
@@ -103,10 +118,7 @@ impl<C: Send + 'static> Inner<C> {
                     // Only an acquire that may wait bounds the factory by its deadline.
                     let deadline = (wait && !timeout.is_zero()).then(|| deadline_after(start, timeout));
                     match self.create_lease(owned, home, deadline) {
-                        Ok(Some(lease)) => {
-                            self.stats.record_waited_acquire(home, start, true);
-                            return Ok(lease);
-                        }
+                        Ok(Some(lease)) => return Ok((lease, waited(start, true))),
                         Ok(None) => return Err(self.timed_out(timeout, start)),
                         // Failures are remembered by the gate and reported at
                         // the deadline; meanwhile another connection may come back.
@@ -126,12 +138,9 @@ impl<C: Send + 'static> Inner<C> {
             }
             let start = *start.get_or_insert_with(Instant::now);
             let deadline = deadline_after(start, timeout);
-            let granted = match self.wait_for_grant(priority, &mut ticket, start, deadline)? {
+            let granted = match self.wait_for_grant(priority, &mut ticket, queue_bound, start, deadline)? {
                 Some(Granted::Idle(owned)) => match self.check_out(owned, home) {
-                    Ok(lease) => {
-                        self.stats.record_waited_acquire(home, start, false);
-                        return Ok(lease);
-                    }
+                    Ok(lease) => return Ok((lease, waited(start, false))),
                     Err(owned) if Instant::now() >= deadline => {
                         self.rejected(owned);
                         return Err(self.validation_ran_out(timeout));
@@ -151,10 +160,7 @@ impl<C: Send + 'static> Inner<C> {
                 Some(Granted::Idle(_)) => unreachable!("handled above"),
                 Some(Granted::Vacant(owned)) => {
                     match self.create_lease(owned, home, (!timeout.is_zero()).then_some(deadline)) {
-                        Ok(Some(lease)) => {
-                            self.stats.record_waited_acquire(home, start, true);
-                            return Ok(lease);
-                        }
+                        Ok(Some(lease)) => return Ok((lease, waited(start, true))),
                         Ok(None) => return Err(self.timed_out(timeout, start)),
                         Err(PoolError::Factory(_)) => {}
                         Err(e) => return Err(e),
@@ -175,6 +181,7 @@ impl<C: Send + 'static> Inner<C> {
         &self,
         priority: i32,
         ticket: &mut Option<u64>,
+        queue_bound: Option<usize>,
         start: Instant,
         deadline: Instant,
     ) -> Result<Option<Granted<'_, C>>> {
@@ -183,7 +190,7 @@ impl<C: Send + 'static> Inner<C> {
             Some(retry) if retry < deadline => retry,
             _ => deadline,
         };
-        let max = self.config.max_wait_queue_size;
+        let max = queue_bound.unwrap_or(self.config.max_wait_queue_size);
         match self.engine.wait_for_grant(priority, ticket, max, starve_at, until) {
             Ok((granted, looked)) => {
                 self.looked(looked);
@@ -272,4 +279,9 @@ impl<C: Send + 'static> Inner<C> {
         // `home` is a shard index, below 1024 (config validation).
         Lease { slot: owned.detach(), home: home as u32, conn, id }
     }
+}
+
+/// A waited acquire that started at `start` and got its connection now.
+fn waited(start: Instant, fresh: bool) -> Served {
+    Served::Waited { took: start.elapsed(), fresh }
 }

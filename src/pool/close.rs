@@ -28,6 +28,10 @@ impl<C: Send + 'static> Inner<C> {
         if !self.engine.close() {
             return;
         }
+        // Requests queued in the partitions' ledger wake with `PoolClosed` too.
+        if let Some(manager) = self.partitions.get() {
+            manager.core().close();
+        }
         let deadline = deadline_after(Instant::now(), self.config.shutdown_timeout);
         // No job starts from now on but our closers.
         self.jobs.refuse();

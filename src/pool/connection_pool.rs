@@ -20,7 +20,7 @@ use super::guard::PooledConnectionGuard;
 use super::hooks::Hook;
 use super::inner::{Inner, Lease};
 use super::leak::{LeakDetector, LeakInfo};
-use super::partition::{Admission, Partition, PartitionManager, PartitionRequest};
+use super::partition::{Admission, PartitionManager, PartitionRequest};
 use super::slot::SlotState;
 use super::stats::{GaugeSource, Gauges, PoolStatistics, PoolStats};
 #[cfg(not(loom))]
@@ -111,13 +111,6 @@ impl<C: Send + 'static> fmt::Debug for ConnectionPool<C> {
             .field("closed", &self.is_closed())
             .finish()
     }
-}
-
-/// A partitioned borrow's admission, and the partition to prepare its
-/// connection for (none for a request that reached no partition).
-struct Claim {
-    admission: Admission,
-    partition: Option<Arc<Partition>>,
 }
 
 impl<C: Send + 'static> ConnectionPool<C> {
@@ -216,7 +209,8 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// A lease through the partitions' ledger (see
     /// [`partition`](super::partition)): for `request`'s partition, or for
     /// plain `acquire` (`None`) the default partition, else none; without a
-    /// manager attached, a plain lease.
+    /// manager attached, a plain lease. Counted as an acquire only once
+    /// its connection is prepared for the partition.
     #[cold]
     #[inline(never)]
     fn lease_partitioned(
@@ -227,32 +221,29 @@ impl<C: Send + 'static> ConnectionPool<C> {
         wait: bool,
     ) -> Result<Lease<C>> {
         let inner = self.inner();
+        let failed = |e: &PoolError| inner.stats.record_acquire_failure(e);
         let Some(manager) = inner.partitions.get() else {
-            return inner.acquire(timeout, priority, wait).inspect_err(|e| inner.stats.record_acquire_failure(e));
+            return inner.acquire(timeout, priority, wait).inspect_err(failed);
         };
+        if inner.is_closed() {
+            let closed = PoolError::PoolClosed;
+            failed(&closed);
+            return Err(closed);
+        }
         let partition = request.or_else(|| manager.default_index());
-        let (claim, left) = self.admit(manager, partition, timeout, wait)?;
-        // On an error the claim is dropped, which releases it.
-        let lease = inner.acquire(left, priority, wait).inspect_err(|e| inner.stats.record_acquire_failure(e))?;
-        self.settle(lease, claim)
-    }
-
-    /// Waits for the ledger's admission of `partition` (or of none); the
-    /// claim, with the partition to prepare the connection for, and the
-    /// time left.
-    fn admit(
-        &self,
-        manager: &PartitionManager,
-        partition: Option<usize>,
-        timeout: Duration,
-        wait: bool,
-    ) -> Result<(Claim, Duration)> {
-        let inner = self.inner();
+        let rebalance = request.is_some() && manager.rebalances();
         let started = Instant::now();
-        let admission =
-            manager.core().admit(partition, timeout, wait).inspect_err(|e| inner.stats.record_acquire_failure(e))?;
-        let partition = partition.map(|index| manager.core().partition(index));
-        Ok((Claim { admission, partition }, timeout.saturating_sub(started.elapsed())))
+        let admission = manager.core().admit(partition, rebalance, timeout, wait).inspect_err(failed)?;
+        let left = timeout.saturating_sub(started.elapsed());
+        // On an error the admission is dropped, which releases it.
+        let (lease, served) = inner.acquire_admitted(left, priority, wait).inspect_err(failed)?;
+        let home = lease.home as usize;
+        let lease = self.settle(lease, admission, manager).inspect_err(|e| {
+            inner.stats.record_withdrawn();
+            failed(e);
+        })?;
+        inner.stats.record_served(home, served);
+        Ok(lease)
     }
 
     /// Takes a connection for the request's partition (see
@@ -288,7 +279,8 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// `enable_partitioning(true)`. Fails with
     /// [`InvalidConfig`](super::PoolError::InvalidConfig) on any other pool,
     /// if one is attached already, or if the partitions do not fit in
-    /// `max_size` (a maximum over it, minimums that together exceed it).
+    /// `max_size` (a maximum over it, minimums that together exceed it);
+    /// with [`PoolClosed`](super::PoolError::PoolClosed) on a closed pool.
     /// Partitions can still be created afterwards; maintenance keeps their
     /// minimums open.
     pub fn set_partition_manager(&self, manager: PartitionManager) -> Result<()> {
@@ -298,12 +290,20 @@ impl<C: Send + 'static> ConnectionPool<C> {
                 "set_partition_manager needs a pool built with enable_partitioning(true)".into(),
             ));
         }
+        if inner.is_closed() {
+            return Err(PoolError::PoolClosed);
+        }
         let config = &inner.config;
         manager.attach(config.max_size, config.max_wait_queue_size, config.fairness_threshold)?;
+        let core = Arc::clone(manager.core());
         inner
             .partitions
             .set(Arc::new(manager))
             .map_err(|_| PoolError::InvalidConfig("a partition manager is attached to this pool already".into()))?;
+        // A close() that ran meanwhile may not have seen the manager.
+        if inner.is_closed() {
+            core.close();
+        }
         // Bring the open connections up to the partitions' reservations.
         inner.wake_maintenance();
         Ok(())
@@ -316,19 +316,20 @@ impl<C: Send + 'static> ConnectionPool<C> {
 
     /// Prepares an admitted borrow's connection for its partition, if it
     /// last served another (`ConnectionFactory::assign_partition`), and
-    /// leaves the claim in its slot. A failure or panic closes the
-    /// connection and releases the claim.
+    /// leaves the admission in its slot. A failure or panic closes the
+    /// connection and releases the admission.
     #[cold]
     #[inline(never)]
-    fn settle(&self, mut lease: Lease<C>, claim: Claim) -> Result<Lease<C>> {
+    fn settle(&self, mut lease: Lease<C>, admission: Admission, manager: &PartitionManager) -> Result<Lease<C>> {
         let inner = self.inner();
         let extras = &inner.extras[lease.slot.index() as usize];
-        if let Some(partition) = &claim.partition {
-            let tag = partition.index() + 1;
+        if let Some(index) = admission.partition() {
+            let tag = index + 1;
             if extras.partition(lease.id) != tag {
+                let partition = manager.core().partition(index);
                 let conn = &mut lease.conn;
                 let error =
-                    match inner.caught(Hook::AssignPartition, || inner.factory.assign_partition(conn, partition)) {
+                    match inner.caught(Hook::AssignPartition, || inner.factory.assign_partition(conn, &partition)) {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(e),
                         Err(panic) => {
@@ -344,7 +345,8 @@ impl<C: Send + 'static> ConnectionPool<C> {
                 extras.set_partition(lease.id, tag);
             }
         }
-        extras.set_claim(claim.admission);
+        admission.served();
+        extras.set_claim(admission);
         // The release ends it (`end_borrow`), behind the flag a plain
         // borrow's release tests anyway.
         inner.engine.slot(lease.slot.index()).mark_borrow_state();

@@ -146,6 +146,8 @@ struct Ledger {
     /// The latter's queue.
     shared: State,
     next_ticket: u64,
+    /// The pool closed: every waiter leaves with `PoolClosed`.
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -180,10 +182,38 @@ impl Ledger {
         self.borrowed + self.unused_reservations() < max_size
     }
 
+    /// The partition a load-balanced request should use: the one holding
+    /// the fewest connections relative to its maximum, among those with
+    /// room if any has (and, while `waiting`, whose own queue it may pass
+    /// as a newcomer); ties go to the first created.
+    fn least_loaded(
+        &self,
+        max_size: usize,
+        with_room: bool,
+        ticket: u64,
+        now: Instant,
+        threshold: Duration,
+    ) -> Option<usize> {
+        self.partitions
+            .iter()
+            .zip(&self.states)
+            .filter(|(p, s)| !with_room || (self.has_room(Some(p.index), max_size) && s.may_go(ticket, now, threshold)))
+            // Fewest held relative to its maximum, in millionths.
+            .min_by_key(|(p, s)| (s.borrowed as u128 * 1_000_000) / p.limits.max_connections as u128)
+            .map(|(p, _)| p.index)
+    }
+
     fn state(&mut self, partition: Option<usize>) -> &mut State {
         match partition {
             Some(i) => &mut self.states[i],
             None => &mut self.shared,
+        }
+    }
+
+    fn states_of(&self, partition: Option<usize>) -> &State {
+        match partition {
+            Some(i) => &self.states[i],
+            None => &self.shared,
         }
     }
 }
@@ -303,14 +333,34 @@ impl PartitionManager {
 
     /// The partition a request goes to, by the routing strategy, else the
     /// default partition; [`PartitionNotFound`](PoolError::PartitionNotFound)
-    /// if neither.
+    /// if neither. `LoadBalanced` picks the partition holding the fewest
+    /// connections relative to its maximum, preferring one with room; an
+    /// acquire waiting for it moves to whichever gets room first.
+    ///
+    /// A `Custom` router runs with no lock of the pool's held: it may read
+    /// the pool (its statistics, say), and a slow one delays only its own
+    /// request.
     pub fn route(&self, request: &PartitionRequest) -> Result<Arc<Partition>> {
-        let ledger = self.core.ledger.lock();
-        self.route_in(&ledger, request)
-            .or_else(|| ledger.default.map(|i| Arc::clone(&ledger.partitions[i])))
-            .ok_or_else(|| PoolError::PartitionNotFound(describe(request)))
+        let routed = match &self.strategy {
+            RoutingStrategy::Custom(router) => {
+                let name = catch_unwind(AssertUnwindSafe(|| router(request))).unwrap_or_else(|_| {
+                    log::warn!("a custom partition router panicked; the request is unroutable");
+                    None
+                });
+                let ledger = self.core.ledger.lock();
+                let routed = name.and_then(|name| ledger.partitions.iter().find(|p| p.name == name).cloned());
+                routed.or_else(|| ledger.default.map(|i| Arc::clone(&ledger.partitions[i])))
+            }
+            _ => {
+                let ledger = self.core.ledger.lock();
+                self.route_in(&ledger, request).or_else(|| ledger.default.map(|i| Arc::clone(&ledger.partitions[i])))
+            }
+        };
+        routed.ok_or_else(|| PoolError::PartitionNotFound(describe(request)))
     }
 
+    /// Routing by the request's fields, under the ledger's lock (every
+    /// strategy but `Custom`, which runs user code).
     fn route_in(&self, ledger: &Ledger, request: &PartitionRequest) -> Option<Arc<Partition>> {
         let by = |wanted: &Option<String>, matches: fn(&PartitionType, &str) -> bool| {
             let wanted = wanted.as_deref()?;
@@ -329,23 +379,20 @@ impl PartitionManager {
             }
             RoutingStrategy::LoadBalanced => {
                 let max_size = self.core.attached.get().map_or(usize::MAX, |a| a.max_size);
+                let (now, threshold) = (Instant::now(), Duration::MAX);
                 ledger
-                    .partitions
-                    .iter()
-                    .zip(&ledger.states)
-                    .filter(|(p, _)| ledger.has_room(Some(p.index), max_size))
-                    // Fewest held relative to its maximum: a/m < b/n as a*n < b*m.
-                    .min_by_key(|(p, s)| (s.borrowed as u128 * 1_000_000) / p.limits.max_connections as u128)
-                    .map(|(p, _)| Arc::clone(p))
+                    .least_loaded(max_size, true, u64::MAX, now, threshold)
+                    .or_else(|| ledger.least_loaded(max_size, false, u64::MAX, now, threshold))
+                    .map(|i| Arc::clone(&ledger.partitions[i]))
             }
-            RoutingStrategy::Custom(router) => {
-                let name = catch_unwind(AssertUnwindSafe(|| router(request))).unwrap_or_else(|_| {
-                    log::warn!("a custom partition router panicked; the request is unroutable");
-                    None
-                })?;
-                ledger.partitions.iter().find(|p| p.name == name).cloned()
-            }
+            RoutingStrategy::Custom(_) => None,
         }
+    }
+
+    /// Whether a waiting request may move to another partition that gets
+    /// room first (`LoadBalanced` routing).
+    pub(crate) fn rebalances(&self) -> bool {
+        matches!(self.strategy, RoutingStrategy::LoadBalanced)
     }
 
     /// The default partition's place, if one is set.
@@ -428,6 +475,18 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
+    /// The partition it admits to (`None`: a request that reached none).
+    pub(crate) fn partition(&self) -> Option<usize> {
+        self.partition
+    }
+
+    /// The borrow it admitted got its connection: counted in the
+    /// partition's `acquired` (a borrow whose connection could not be
+    /// prepared for the partition is not).
+    pub(crate) fn served(&self) {
+        self.core.ledger.lock().state(self.partition).acquired += 1;
+    }
+
     /// Reports CPU used on the database for the partition, beyond the hold
     /// time the release charges.
     pub(crate) fn report_cpu(&self, used: Duration) -> Result<()> {
@@ -478,13 +537,18 @@ impl Drop for Admission {
 impl Core {
     /// Waits until `partition` (or a request of none) may take a
     /// connection, up to `timeout`: in its own queue, bounded by its
-    /// `max_wait_queue`, with the pool's bounded-wait fairness. Without
-    /// `wait` (`try_acquire`), no room is
+    /// `max_wait_queue`, with the pool's bounded-wait fairness. With
+    /// `rebalance` (`LoadBalanced` routing) a waiting request moves to any
+    /// partition that gets room first. Quotas are checked on arrival and
+    /// again when a request that waited is let through. Without `wait`
+    /// (`try_acquire`), no room is
     /// [`PoolExhausted`](PoolError::PoolExhausted): the partition's count
-    /// and maximum, or the pool's.
+    /// and maximum, or the pool's. Once the pool closes, every request
+    /// (waiting or new) fails with [`PoolClosed`](PoolError::PoolClosed).
     pub(crate) fn admit(
         self: &Arc<Self>,
-        partition: Option<usize>,
+        mut partition: Option<usize>,
+        rebalance: bool,
         timeout: Duration,
         wait: bool,
     ) -> Result<Admission> {
@@ -492,6 +556,9 @@ impl Core {
         let timeout = if wait { timeout } else { Duration::ZERO };
         let deadline = Instant::now() + timeout;
         let mut ledger = self.ledger.lock();
+        if ledger.closed {
+            return Err(PoolError::PoolClosed);
+        }
         let ticket = ledger.next_ticket;
         ledger.next_ticket += 1;
         if let Some(i) = partition {
@@ -499,21 +566,42 @@ impl Core {
                 return Err(quota_exceeded(&ledger.partitions[i].name, resource));
             }
         }
-        let queue_bound = match partition {
-            Some(i) => ledger.partitions[i].limits.max_wait_queue,
-            None => attached.max_shared_waiters,
-        };
+        // The partition whose quotas were checked since the request last
+        // waited: a request let through after waiting is checked again.
+        let mut checked = partition;
         let mut queued = false;
         loop {
             let now = Instant::now();
-            if ledger.has_room(partition, attached.max_size)
-                && ledger.state(partition).may_go(ticket, now, attached.fairness_threshold)
-            {
+            if ledger.closed {
+                ledger.state(partition).leave(ticket);
+                return Err(PoolError::PoolClosed);
+            }
+            let may_go = |ledger: &Ledger, partition| {
+                ledger.has_room(partition, attached.max_size)
+                    && ledger.states_of(partition).may_go(ticket, now, attached.fairness_threshold)
+            };
+            if rebalance && !may_go(&ledger, partition) {
+                let threshold = attached.fairness_threshold;
+                if let Some(j) = ledger.least_loaded(attached.max_size, true, ticket, now, threshold) {
+                    ledger.state(partition).leave(ticket);
+                    partition = Some(j);
+                }
+            }
+            if may_go(&ledger, partition) {
+                if let Some(i) = partition.filter(|&i| checked != Some(i)) {
+                    if let Err(resource) = ledger.states[i].quotas.admit(now) {
+                        ledger.states[i].leave(ticket);
+                        let error = quota_exceeded(&ledger.partitions[i].name, resource);
+                        drop(ledger);
+                        // The oldest may have left: the next one looks again.
+                        self.changed.notify_all();
+                        return Err(error);
+                    }
+                }
                 ledger.borrowed += 1;
                 let state = ledger.state(partition);
                 state.leave(ticket);
                 state.borrowed += 1;
-                state.acquired += 1;
                 return Ok(Admission { core: Arc::clone(self), partition, since: now, memory: 0 });
             }
             if !wait {
@@ -533,6 +621,10 @@ impl Core {
                 return Err(PoolError::ConnectionTimeout(timeout));
             }
             if !queued {
+                let queue_bound = match partition {
+                    Some(i) => ledger.partitions[i].limits.max_wait_queue,
+                    None => attached.max_shared_waiters,
+                };
                 let state = ledger.state(partition);
                 if state.waiting.len() >= queue_bound {
                     state.rejected += 1;
@@ -540,6 +632,7 @@ impl Core {
                 }
                 state.waiting.push_back((ticket, now));
                 queued = true;
+                checked = None;
             }
             // Past the oldest's fairness threshold the queue order decides:
             // wake again then, even if nothing was released.
@@ -552,6 +645,13 @@ impl Core {
             let wake = if wake <= now { deadline } else { wake };
             self.changed.wait_until(&mut ledger, wake);
         }
+    }
+
+    /// Closes the ledger with its pool: every waiting request wakes and
+    /// fails with `PoolClosed`, and so does every later one.
+    pub(crate) fn close(&self) {
+        self.ledger.lock().closed = true;
+        self.changed.notify_all();
     }
 
     /// The partition at `index`.

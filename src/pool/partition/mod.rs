@@ -67,7 +67,10 @@
 //! of `max_size`, in a queue of their own bounded by the pool's
 //! `max_wait_queue_size`. Partitioned acquires pass through one lock (the
 //! ledger) on the way in and out; a pool without partitioning never
-//! touches it.
+//! touches it. A request the ledger admitted is not refused by the pool's
+//! `max_wait_queue_size` afterwards, and a request that waited is checked
+//! against its quotas again when it is let through. `close()` wakes every
+//! request waiting in the ledger with `PoolClosed`.
 
 mod manager;
 mod quota;

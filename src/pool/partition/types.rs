@@ -162,10 +162,13 @@ pub enum RoutingStrategy {
     /// As `TenantBased`, by the request's application and `Application(a)`.
     ApplicationBased,
     /// The least loaded partition (fewest connections held, relative to
-    /// its `max_connections`) that has room.
+    /// its `max_connections`) that has room. When none has, the request
+    /// waits (up to `acquire_timeout`) and takes the first room any
+    /// partition gets.
     LoadBalanced,
-    /// The user's router names the partition. A panicking router is
-    /// caught: the request is unroutable.
+    /// The user's router names the partition. It runs with no lock of the
+    /// pool's held, so it may read the pool. A panicking router is caught:
+    /// the request is unroutable.
     Custom(PartitionRouter),
 }
 

@@ -28,10 +28,14 @@ pub(crate) enum Event {
     CacheHit,
     /// A statement was not found and had to be prepared.
     CacheMiss,
+    /// A borrow's connection was lent but the acquire failed before it was
+    /// handed over (its partition's preparation failed): a loan that is
+    /// not an acquire.
+    Withdrawn,
 }
 
 impl Event {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 }
 
 /// Why an acquire failed, one counter each.

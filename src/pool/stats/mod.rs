@@ -30,5 +30,5 @@ mod statistics;
 pub use dashboard::{DashboardData, DashboardProvider};
 pub use histograms::{Buckets, Percentiles, TimeHistogram};
 pub use recorder::PoolStats;
-pub(crate) use recorder::{AcquireProbe, GaugeSource, Gauges};
+pub(crate) use recorder::{AcquireProbe, GaugeSource, Gauges, Served};
 pub use statistics::{AcquireFailures, ClosedByReason, EfficiencyMetrics, HookPanics, PoolStatistics};

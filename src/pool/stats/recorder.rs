@@ -49,6 +49,15 @@ pub(crate) struct AcquireProbe {
     started: Option<Instant>,
 }
 
+/// How an acquire got its connection, recorded once the caller has it.
+pub(crate) enum Served {
+    /// At once, from an idle connection.
+    Immediate(AcquireProbe),
+    /// After creating or queueing, which took this long; `fresh`: with a
+    /// newly created connection.
+    Waited { took: Duration, fresh: bool },
+}
+
 /// The clock, for a sampled acquire (kept out of the fast path's code).
 #[cold]
 #[inline(never)]
@@ -205,14 +214,19 @@ impl PoolStats {
         self.core.times.record_sample(shard, start.elapsed());
     }
 
-    /// An acquire that found no idle connection at once (it created one or
-    /// queued) succeeded; `started` is when its fast path failed, `fresh`
-    /// whether it got a new connection.
-    pub(crate) fn record_waited_acquire(&self, shard: usize, started: impl Into<Option<Instant>>, fresh: bool) {
-        if self.core.enabled {
-            let took = started.into().map_or(Duration::ZERO, |start| start.elapsed());
-            self.core.times.record_waited(shard, took, fresh);
+    /// An acquire succeeded as `served` says.
+    pub(crate) fn record_served(&self, shard: usize, served: Served) {
+        match served {
+            Served::Immediate(probe) => self.record_immediate_acquire(shard, probe),
+            Served::Waited { took, fresh } if self.core.enabled => self.core.times.record_waited(shard, took, fresh),
+            Served::Waited { .. } => {}
         }
+    }
+
+    /// A connection was lent for an acquire that then failed (see
+    /// `Event::Withdrawn`): the loan is taken off the acquires.
+    pub(crate) fn record_withdrawn(&self) {
+        self.count(Event::Withdrawn);
     }
 
     /// An acquire returned `error`.

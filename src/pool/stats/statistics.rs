@@ -343,8 +343,9 @@ impl PoolStatistics {
             return stats;
         };
         let waited = times.waited();
-        // A waited acquire is counted (as a loan) before its time is recorded.
-        let acquires = gauges.acquires.max(waited);
+        // A waited acquire is counted (as a loan) before its time is
+        // recorded. A loan withdrawn before the caller had it is no acquire.
+        let acquires = gauges.acquires.saturating_sub(totals.event(Event::Withdrawn)).max(waited);
         let immediate = acquires - waited;
         let failed = totals.failures();
         let attempts = acquires + failed;
