@@ -479,6 +479,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for CountingFactory<F> {
         self.inner.reset(conn)
     }
 
+    fn clean(&self, conn: &mut C) -> PoolResult<()> {
+        self.inner.clean(conn)
+    }
+
     fn close(&self, conn: C) -> PoolResult<()> {
         self.inner.close(conn)
     }

@@ -31,6 +31,9 @@ fn pool(url: &str, name: &str, validate_on_acquire: bool) -> ConnectionPool<PgCo
         .initial_size(MAX)
         .max_size(MAX)
         .validate_on_acquire(validate_on_acquire)
+        // With validation, a full check (a round trip) on every acquire:
+        // what "no caller gets a session that was already dead" relies on.
+        .validation_bypass_window(Duration::ZERO)
         .acquire_timeout(Duration::from_secs(15))
         .build()
         .unwrap();

@@ -41,10 +41,16 @@ fn unique_name(test: &str) -> String {
 }
 
 /// A pool of at most `max` connections, `initial` opened up front, none kept
-/// open for `min_size` (so nothing is reopened behind a test's back), and
-/// generous timeouts.
+/// open for `min_size` (so nothing is reopened behind a test's back),
+/// generous timeouts, and `is_valid` on every check-out (as r2d2's
+/// `test_on_check_out`), which the tests of dead connections rely on.
 fn config(max: usize, initial: usize) -> rusty_db::pool::PoolConfigBuilder {
-    PoolConfig::builder().min_size(0).max_size(max).initial_size(initial).acquire_timeout(Duration::from_secs(10))
+    PoolConfig::builder()
+        .min_size(0)
+        .max_size(max)
+        .initial_size(initial)
+        .acquire_timeout(Duration::from_secs(10))
+        .validation_bypass_window(Duration::ZERO)
 }
 
 fn created_closed(stats: &PoolStatistics) -> (u64, u64) {

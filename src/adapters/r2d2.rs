@@ -482,10 +482,13 @@ mod tests {
     ) -> (Arc<Script>, ConnectionPool<FakeConn>) {
         let script = Arc::new(Script::default());
         let factory = R2d2ConnectionFactory::new(FakeManager(Arc::clone(&script)));
+        // `is_valid` on every check-out, as r2d2's `test_on_check_out` does:
+        // these tests count its calls.
         let config = PoolConfig::builder()
             .min_size(0)
             .max_size(max)
             .initial_size(initial)
+            .validation_bypass_window(Duration::ZERO)
             .acquire_timeout(Duration::from_secs(5));
         let pool = ConnectionPool::new(tweak(config).build().unwrap(), Arc::new(factory)).unwrap();
         (script, pool)

@@ -17,6 +17,9 @@ use super::index_stack::MAX_INDEX;
 use super::maintenance::MaintenanceService;
 use super::validator::ConnectionValidator;
 
+/// The default [`PoolConfig::validation_bypass_window`].
+pub const DEFAULT_VALIDATION_BYPASS_WINDOW: Duration = Duration::from_millis(500);
+
 /// The default [`PoolConfig::fairness_threshold`].
 pub const DEFAULT_FAIRNESS_THRESHOLD: Duration = Duration::from_micros(500);
 
@@ -107,7 +110,21 @@ pub struct PoolConfig {
     /// Maximum time a connection may sit idle. Default `None` (no limit).
     pub idle_timeout: Option<Duration>,
     /// Validate an idle connection before handing it out. Default `true`.
+    /// How: see [`validation_bypass_window`](Self::validation_bypass_window).
     pub validate_on_acquire: bool,
+    /// With `validate_on_acquire`, a connection returned within this window
+    /// gets only the factory's cheap check
+    /// ([`ConnectionFactory::validate`](super::ConnectionFactory::validate),
+    /// no round trip: the PostgreSQL adapter asks the driver whether it saw
+    /// the session end); one idle for longer gets the full check
+    /// ([`ConnectionFactory::validate_mut`](super::ConnectionFactory::validate_mut),
+    /// a round trip). Idle time is read on the pool's coarse clock, which
+    /// maintenance advances at least four times per window, so a
+    /// connection counts as idle for up to a quarter window less than it
+    /// was. Zero checks fully every time. A configured
+    /// [`validator`](Self::validator) decides by its own fast-validation
+    /// window instead. Default 500 ms, as HikariCP's `aliveBypassWindowMs`.
+    pub validation_bypass_window: Duration,
     /// Validate a connection when it comes back. Default `false`.
     pub validate_on_release: bool,
     /// Most threads that may wait at once; further callers get
@@ -171,6 +188,7 @@ impl Default for PoolConfig {
             max_lifetime: None,
             idle_timeout: None,
             validate_on_acquire: true,
+            validation_bypass_window: DEFAULT_VALIDATION_BYPASS_WINDOW,
             validate_on_release: false,
             max_wait_queue_size: 1000,
             statement_cache_size: 100,
@@ -205,13 +223,25 @@ impl PoolConfig {
             _ => None,
         });
         let keepalive = self.validator.as_ref().and_then(|v| v.keepalive_interval());
-        [self.idle_timeout, self.max_lifetime, self.leak_detection_threshold, aging, keepalive]
+        // The coarse clock that reads a connection's idle time advances
+        // with every pass: at least four per bypass window.
+        let bypass = self.bypass_window_in_use().map(|w| w * 2);
+        [self.idle_timeout, self.max_lifetime, self.leak_detection_threshold, aging, keepalive, bypass]
             .into_iter()
             .flatten()
             .map(|d| d / 8)
             .min()
             .unwrap_or(Duration::from_secs(1))
             .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+impl PoolConfig {
+    /// The bypass window acquires use, if any: only with
+    /// `validate_on_acquire`, no validator of its own, and a window above zero.
+    pub(crate) fn bypass_window_in_use(&self) -> Option<Duration> {
+        let used = self.validate_on_acquire && self.validator.is_none() && !self.validation_bypass_window.is_zero();
+        used.then_some(self.validation_bypass_window)
     }
 }
 
@@ -361,6 +391,16 @@ impl PoolConfigBuilder {
     /// Validate before handing out. Default `true`.
     pub fn validate_on_acquire(mut self, validate: bool) -> Self {
         self.config.validate_on_acquire = validate;
+        self
+    }
+
+    /// How recently a connection must have been returned for an acquire to
+    /// check it without a round trip (see
+    /// [`PoolConfig::validation_bypass_window`]). Default
+    /// [`DEFAULT_VALIDATION_BYPASS_WINDOW`] (500 ms); zero checks fully on
+    /// every acquire.
+    pub fn validation_bypass_window(mut self, window: Duration) -> Self {
+        self.config.validation_bypass_window = window;
         self
     }
 

@@ -73,10 +73,23 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
     }
 
     /// Puts a returned connection back into a clean state (roll back, reset
-    /// session settings). Called on every return; an error closes it.
+    /// session settings). Called on every return the pool trusts (the
+    /// borrow ended normally and the guard was not
+    /// [marked dirty](super::PooledConnectionGuard::mark_dirty)): a driver
+    /// that can tell whether the session needs anything should send nothing
+    /// when it does not. An error closes the connection.
     fn reset(&self, connection: &mut C) -> Result<()> {
         let _ = connection;
         Ok(())
+    }
+
+    /// Clears everything a borrower may have changed on the session, on a
+    /// return the pool cannot trust: the guard was dropped during a panic,
+    /// or [marked dirty](super::PooledConnectionGuard::mark_dirty). Called
+    /// instead of [`reset`](Self::reset); an error closes the connection.
+    /// The default is `reset`.
+    fn clean(&self, connection: &mut C) -> Result<()> {
+        self.reset(connection)
     }
 
     /// Runs a [`ConnectionValidator`](super::ConnectionValidator)'s
@@ -154,6 +167,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for Shared<F> {
     #[inline]
     fn reset(&self, connection: &mut C) -> Result<()> {
         self.0.reset(connection)
+    }
+
+    fn clean(&self, connection: &mut C) -> Result<()> {
+        self.0.clean(connection)
     }
 
     fn validate_query(&self, connection: &mut C, query: &str) -> Result<bool> {

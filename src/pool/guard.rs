@@ -33,6 +33,8 @@ pub struct PooledConnectionGuard<C: Send + 'static> {
     /// Why the connection is to be closed instead of returned: `Broken`
     /// after `mark_broken`, `Killed` after `discard`.
     close: Option<CloseReason>,
+    /// Whether [`mark_dirty`](Self::mark_dirty) was called.
+    dirty: bool,
     /// When it was handed out, if an event listener wants hold times.
     acquired_at: Option<Instant>,
 }
@@ -60,6 +62,7 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
             home: lease.home,
             id: lease.id,
             close: None,
+            dirty: false,
             acquired_at,
         }
     }
@@ -147,6 +150,15 @@ impl<C: Send + 'static> PooledConnectionGuard<C> {
     /// closed instead of returned when the guard drops.
     pub fn mark_broken(&mut self) {
         self.close = Some(CloseReason::Broken);
+    }
+
+    /// Says the session may hold state the next borrower must not see
+    /// (settings, temporary tables, an open transaction the driver cannot
+    /// see): on return the pool runs the factory's full clean-up
+    /// ([`ConnectionFactory::clean`](super::ConnectionFactory::clean))
+    /// instead of its usual reset, as it does after a panic.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Counts an error seen on this connection (a failed query, say)
@@ -258,7 +270,7 @@ impl<C: Send + 'static> Drop for PooledConnectionGuard<C> {
                 inner.notify(Hook::OnRelease, |l| l.on_release(self.id, at.elapsed()));
             }
             // A partition claim, if any, ends in the release (`end_borrow`).
-            inner.release(slot, conn, self.close, home);
+            inner.release(slot, conn, self.close, self.dirty, home);
         }
         // SAFETY: this guard's reference (its slot's loan) is the one ended,
         // and the guard touches the pool no more.

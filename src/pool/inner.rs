@@ -35,7 +35,7 @@ use super::guard_refs::GuardRefs;
 use super::hooks::{Hook, Panicked, panic_message};
 use super::leak::LeakDetector;
 use super::partition::PartitionManager;
-use super::slot::SlotState;
+use super::slot::{SlotState, duration_nanos};
 use super::slot_extras::SlotExtras;
 use super::stats::{Gauges, PoolStats};
 use super::upkeep::Registration;
@@ -78,6 +78,9 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(super) clock: CachePadded<AtomicU64>,
     /// Whether returned connections are checked against lifetime and aging.
     pub(super) retire_on_return: bool,
+    /// `PoolConfig::validation_bypass_window` in nanoseconds, if acquires
+    /// use it (see `PoolConfig::bypass_window_in_use`); 0 if not.
+    pub(super) bypass_nanos: u64,
     /// `AgingPolicy::Adaptive`'s lifetime scale (`f64` bits), as of the
     /// last maintenance pass: a release reads it instead of every slot.
     pub(super) adaptive_scale: AtomicU64,
@@ -117,6 +120,7 @@ impl<C: Send + 'static> Inner<C> {
             epoch_wall: SystemTime::now(),
             clock: CachePadded::new(AtomicU64::new(0)),
             retire_on_return: config.max_lifetime.is_some() || config.aging_policy.is_some(),
+            bypass_nanos: config.bypass_window_in_use().map_or(0, duration_nanos),
             adaptive_scale: AtomicU64::new(1.0f64.to_bits()),
             listener: config.event_listener.as_ref().map(|l| Arc::clone(&l.0)),
             panicked: Panicked::default(),

@@ -49,7 +49,7 @@ mod validator;
 pub(crate) mod waiters;
 
 pub use aging::AgingPolicy;
-pub use config::{MAX_POOL_SIZE, PoolConfig, PoolConfigBuilder, QueueMode};
+pub use config::{DEFAULT_VALIDATION_BYPASS_WINDOW, MAX_POOL_SIZE, PoolConfig, PoolConfigBuilder, QueueMode};
 pub use connection_pool::{ConnectionPool, WeakConnectionPool};
 pub use connections::{Canceller, ConnectionDescription, ConnectionInfo, ConnectionState, Killed};
 pub use error::{FactoryError, PoolError, QuotaResource, Result};

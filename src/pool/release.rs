@@ -21,9 +21,10 @@ use super::validator::ConnectionValidator;
 impl<C: Send + 'static> Inner<C> {
     /// Takes back a guard's connection: recycled into the pool if it is
     /// healthy and the pool open (onto shard `home`, the caller's), closed
-    /// otherwise (for `close`, if given).
+    /// otherwise (for `close`, if given). `dirty`: its borrower marked it
+    /// so (the factory's full clean-up runs instead of its reset).
     #[inline]
-    pub(crate) fn release(&self, slot: Detached, mut conn: C, close: Option<CloseReason>, home: usize) {
+    pub(crate) fn release(&self, slot: Detached, mut conn: C, close: Option<CloseReason>, dirty: bool, home: usize) {
         let owned = self.engine.attach(slot);
         let slot = owned.slot();
         if slot.has_borrow_state() {
@@ -35,7 +36,7 @@ impl<C: Send + 'static> Inner<C> {
             self.discard(owned, conn, CloseReason::Killed);
         } else if self.is_closed() {
             self.discard(owned, conn, CloseReason::Shutdown);
-        } else if let Err(reason) = self.recycle(&mut conn) {
+        } else if let Err(reason) = self.recycle(&mut conn, dirty) {
             self.discard(owned, conn, reason);
         } else if self.retire_on_return && self.is_expired(slot, self.now_nanos()) {
             self.discard(owned, conn, CloseReason::Lifetime);
@@ -60,22 +61,31 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Resets a returned connection, and validates it when configured or
-    /// when its guard was dropped during a panic (its state is unknown).
+    /// Resets a returned connection (the factory's full clean-up if it was
+    /// marked dirty or its guard dropped during a panic: its state is
+    /// unknown), and validates it when configured or after a panic.
     #[inline]
-    fn recycle(&self, conn: &mut C) -> std::result::Result<(), CloseReason> {
+    fn recycle(&self, conn: &mut C, dirty: bool) -> std::result::Result<(), CloseReason> {
+        let panicking = std::thread::panicking();
         // A bool out of the closure, for the reason given in `is_valid_in`.
-        if !self.passes(Hook::Reset, || self.factory.reset(conn).is_ok()) {
+        let reset = if dirty || panicking {
+            self.passes(Hook::Reset, || self.factory.clean(conn).is_ok())
+        } else {
+            self.passes(Hook::Reset, || self.factory.reset(conn).is_ok())
+        };
+        if !reset {
             return Err(CloseReason::Broken);
         }
-        if (self.config.validate_on_release || std::thread::panicking()) && !self.is_valid_in(conn, None) {
+        if (self.config.validate_on_release || panicking) && !self.is_valid_in(conn, None) {
             return Err(CloseReason::Validation);
         }
         Ok(())
     }
 
     /// Validates through the configured validator (which may skip a
-    /// connection used within its bypass window), else the factory.
+    /// connection used within its bypass window), else the factory: on
+    /// acquire (`slot` given) its cheap check for a connection returned
+    /// within the pool's bypass window, its full one otherwise.
     /// Inlined, so the common case (no validator: ask the factory) costs the
     /// fast path no call of its own.
     #[inline(always)]
@@ -86,7 +96,13 @@ impl<C: Send + 'static> Inner<C> {
             // `Result` out through `catch_unwind` re-read, as wide loads,
             // bytes the callee had just written piecewise (a stall the
             // store buffer cannot forward, about 5 ns per call).
-            None => self.passes(Hook::Validate, || matches!(self.factory.validate_mut(conn), Ok(true))),
+            None => {
+                let cheap = slot.is_some_and(|s| self.returned_within_bypass(s));
+                self.passes(Hook::Validate, || {
+                    let valid = if cheap { self.factory.validate(conn) } else { self.factory.validate_mut(conn) };
+                    matches!(valid, Ok(true))
+                })
+            }
         };
         if !valid {
             if let Some(slot) = slot {
@@ -94,6 +110,14 @@ impl<C: Send + 'static> Inner<C> {
             }
         }
         valid
+    }
+
+    /// Whether an acquired connection came back within the validation
+    /// bypass window, on the coarse clock: it gets the factory's cheap
+    /// check only (see `PoolConfig::validation_bypass_window`).
+    #[inline(always)]
+    fn returned_within_bypass(&self, slot: &Slot<C>) -> bool {
+        self.bypass_nanos > 0 && self.now_nanos().saturating_sub(slot.last_used_nanos()) < self.bypass_nanos
     }
 
     /// `is_valid_in` through a configured validator.
