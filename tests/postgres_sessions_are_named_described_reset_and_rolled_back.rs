@@ -1,8 +1,9 @@
 //! The PostgreSQL adapter against the real server: sessions carry the
 //! pool's name in `pg_stat_activity`, the admin list describes them as the
-//! server sees them, a return discards what the borrower changed, and a
-//! transaction left open by a borrower that panicked is rolled back before
-//! anyone else gets the connection. Skips, saying why, without
+//! server sees them, a full reset (every return under `ResetPolicy::Full`,
+//! a return marked dirty under the default) discards what the borrower
+//! changed, and a transaction left open by a borrower that panicked is
+//! rolled back before anyone else gets the connection. Skips, saying why, without
 //! `RUSTY_DB_TEST_PG_URL`.
 #![cfg(feature = "postgres")]
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::pg::{backends, pg_url, side_client, unique_name};
-use rusty_db::adapters::postgres::{PostgresConnectionFactory, postgres};
+use rusty_db::adapters::postgres::{PostgresConnectionFactory, ResetPolicy, postgres};
 use rusty_db::pool::{ConnectionFactory, ConnectionPool, PoolConfig, PoolError};
 
 fn pool(
@@ -113,9 +114,22 @@ fn the_admin_list_describes_each_session_as_the_server_sees_it() {
 }
 
 #[test]
-fn a_return_discards_what_the_borrower_changed_in_the_session() {
-    let Some(url) = pg_url("a_return_discards_what_the_borrower_changed_in_the_session") else { return };
-    let pool = pool(PostgresConnectionFactory::new(&url).unwrap(), &unique_name("reset"), 1);
+fn a_full_reset_discards_what_the_borrower_changed_in_the_session() {
+    let Some(url) = pg_url("a_full_reset_discards_what_the_borrower_changed_in_the_session") else { return };
+    let factory = PostgresConnectionFactory::new(&url).unwrap().with_reset_policy(ResetPolicy::Full);
+    discards_session_state(factory, false);
+}
+
+#[test]
+fn a_borrow_marked_dirty_is_cleaned_under_the_default_policy() {
+    let Some(url) = pg_url("a_borrow_marked_dirty_is_cleaned_under_the_default_policy") else { return };
+    discards_session_state(PostgresConnectionFactory::new(&url).unwrap(), true);
+}
+
+/// A borrower changes its session; the next borrower finds it clean, but
+/// for the prepared statements (kept for statement caches).
+fn discards_session_state(factory: PostgresConnectionFactory, mark_dirty: bool) {
+    let pool = pool(factory, &unique_name("reset"), 1);
 
     let mut conn = pool.acquire().unwrap();
     conn.batch_execute(
@@ -123,13 +137,21 @@ fn a_return_discards_what_the_borrower_changed_in_the_session() {
          LISTEN rdb_test_channel; PREPARE kept AS SELECT 41 + 1",
     )
     .unwrap();
+    if mark_dirty {
+        conn.mark_dirty();
+    }
     drop(conn);
 
     let mut conn = pool.acquire().unwrap();
     let timeout: String = conn.query_one("SHOW statement_timeout", &[]).unwrap().get(0);
     assert_eq!(timeout, "0", "settings are reset");
     let temp: i64 = conn
-        .query_one("SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't'", &[])
+        // This session's own (another test's session may have one too).
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't' \
+             AND pg_table_is_visible(oid)",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(temp, 0, "temporary tables are dropped");

@@ -4,9 +4,11 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use postgres::{CancelToken, Client, SimpleQueryMessage, Statement};
 
+use super::tap::{Session, TransactionStatus};
 use crate::pool::{PoolError, PrepareStatement, Result};
 
 /// One pooled connection: a [`postgres::Client`] (which it dereferences
@@ -22,6 +24,8 @@ use crate::pool::{PoolError, PrepareStatement, Result};
 /// ```
 pub struct PgConnection {
     client: Client,
+    /// What the tap sees of the session (`None`: untapped, see `tap`).
+    session: Option<Arc<Session>>,
     backend_pid: i32,
     user: String,
     database: String,
@@ -29,8 +33,9 @@ pub struct PgConnection {
 }
 
 impl PgConnection {
-    /// Reads the session's identity (one round trip) and wraps `client`.
-    pub(super) fn open(mut client: Client) -> Result<PgConnection, postgres::Error> {
+    /// Reads the session's identity (one round trip) and wraps `client`,
+    /// tapped by `session` if given.
+    pub(super) fn open(mut client: Client, session: Option<Arc<Session>>) -> Result<PgConnection, postgres::Error> {
         let messages = client.simple_query(
             "SELECT pg_backend_pid(), current_user, current_database(), \
              host(inet_client_addr()) || ':' || inet_client_port()",
@@ -47,7 +52,22 @@ impl PgConnection {
             // NULL over a Unix socket.
             client_addr: text(3),
             client,
+            session,
         })
+    }
+
+    /// The session's transaction status as the server last reported it,
+    /// read off the socket at no cost: `None` while an answer is still on
+    /// its way (a result not read to its end, say), or if the connection
+    /// is untapped (a Unix socket, or a bare `hostaddr`; see
+    /// [`PostgresConnectionFactory`](super::PostgresConnectionFactory)).
+    pub fn transaction_status(&self) -> Option<TransactionStatus> {
+        self.session.as_ref().and_then(|s| s.status())
+    }
+
+    /// Whether the tap reads this session's status.
+    pub(super) fn is_tapped(&self) -> bool {
+        self.session.is_some()
     }
 
     /// The server process serving this session (`pg_backend_pid()`, the
@@ -134,6 +154,7 @@ impl fmt::Debug for PgConnection {
             .field("user", &self.user)
             .field("database", &self.database)
             .field("client_addr", &self.client_addr)
+            .field("transaction_status", &self.transaction_status())
             .field("closed", &self.client.is_closed())
             .finish()
     }

@@ -5,13 +5,20 @@
 //! while, a dead network or a hung server accepts a socket and never
 //! answers. This factory is built for those: every connection attempt is
 //! bounded as a whole (TCP, startup and the first query, not just the TCP
-//! connect the driver bounds; see `attempts`), `validate` makes a real
+//! connect the driver bounds; see `attempts`), `validate_mut` makes a real
 //! round trip, `reset` rolls back what a borrower left open, and each
 //! session carries the pool's name as its `application_name`, so an
 //! operator finds it in `pg_stat_activity`.
+//!
+//! And a healthy borrow costs the server nothing of the pool's own: the
+//! cheap check on acquire asks the driver (no round trip), and the reset
+//! sends nothing for a session that is not in a transaction, which the
+//! adapter reads off the socket (see `tap`).
 
 mod attempts;
 mod connection;
+mod reset;
+mod tap;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -19,12 +26,15 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use postgres::config::Host;
+use postgres::config::{Host, SslMode, SslNegotiation};
 use postgres::error::SqlState;
 use postgres::{NoTls, SimpleQueryMessage};
 
 use self::attempts::{AttemptError, Attempts};
 pub use self::connection::PgConnection;
+pub use self::reset::ResetPolicy;
+use self::tap::Tap;
+pub use self::tap::TransactionStatus;
 use crate::pool::{ConnectionDescription, ConnectionFactory, PoolConfig, PoolError, Result};
 
 /// The `postgres` crate this adapter is built against, so that callers name
@@ -39,15 +49,16 @@ pub use postgres;
 /// says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What [`reset`](ConnectionFactory::reset) sends on every return, in one
-/// round trip: roll back an open (or failed) transaction, then drop the
-/// session state a borrower may have changed: settings, a `SET SESSION
-/// AUTHORIZATION`, open cursors, `LISTEN`s, advisory locks, temporary
-/// tables and sequence caches. Prepared statements are kept (so a
+/// The full clean-up ([`ResetPolicy`]): drops the session state a borrower
+/// may have changed (settings, a `SET SESSION AUTHORIZATION`, open cursors,
+/// `LISTEN`s, advisory locks, temporary tables and sequence caches) in one
+/// round trip, preceded by a `ROLLBACK` when the session is in a
+/// transaction (and only then: a `ROLLBACK` outside one makes the server
+/// log a warning and count a rollback). Prepared statements are kept (so a
 /// statement cache survives the return), which is why this is not
 /// `DISCARD ALL` (it also cannot run in the multi-statement string).
-pub const DEFAULT_RESET_QUERY: &str = "ROLLBACK; RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; \
-     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+pub const DEFAULT_RESET_QUERY: &str = "RESET ALL; SET SESSION AUTHORIZATION DEFAULT; CLOSE ALL; UNLISTEN *; \
+     SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
 /// Opens [`PgConnection`]s to one PostgreSQL server for a
 /// [`ConnectionPool`](crate::pool::ConnectionPool).
@@ -58,18 +69,30 @@ pub const DEFAULT_RESET_QUERY: &str = "ROLLBACK; RESET ALL; SET SESSION AUTHORIZ
 ///   past the timeout fails that `create`, but is not abandoned: the next
 ///   `create` adopts it rather than opening another, so the server never
 ///   sees more sessions than the pool's `max_size` (see the module docs).
-/// - `validate` is `!is_closed()` (free); `validate_mut`, which the pool
-///   calls on acquire and release when configured, then sends an empty
-///   query: one round trip (68 µs on loopback here, as r2d2_postgres's
-///   `is_valid`; `benches/cycle.rs`).
+/// - `validate` is `!is_closed()` (free: the driver marks the client closed
+///   once it sees the session end); the pool calls it on acquire for a
+///   connection returned within its
+///   [`validation_bypass_window`](crate::pool::PoolConfig::validation_bypass_window)
+///   (500 ms by default). `validate_mut`, for a connection idle longer (and
+///   on release when configured), then sends an empty query: one round
+///   trip (68 µs on loopback here, as r2d2_postgres's `is_valid`;
+///   `benches/cycle.rs`). So a backend terminated while its connection
+///   sat idle past the window is never handed out; one terminated within
+///   it is found by the borrower's first statement, which fails, and the
+///   driver's closed client is closed on return (no `mark_broken` needed)
+///   and replaced.
 /// - `validate_query` runs a
 ///   [`ConnectionValidator`](crate::pool::ConnectionValidator)'s query as a
 ///   simple query; valid if it returns a row.
-/// - `reset` sends [`DEFAULT_RESET_QUERY`] (one round trip, 80 µs on
-///   loopback here), or
-///   [`with_reset_query`](Self::with_reset_query)'s, so a transaction a
-///   panicking borrower left open is rolled back before anyone else gets
-///   the connection. An error (the session died) closes the connection.
+/// - `reset`, on a clean return, follows the [`ResetPolicy`] (default
+///   [`RollbackIfNeeded`](ResetPolicy::RollbackIfNeeded)): it sends
+///   nothing for a session not in a transaction, and `ROLLBACK` for one in
+///   a transaction or a failed one, which the adapter reads off the socket
+///   (a raw `BEGIN` sent as text included). `clean`, on a return after a
+///   panic or [`mark_dirty`](crate::pool::PooledConnectionGuard::mark_dirty),
+///   sends the full clean-up ([`DEFAULT_RESET_QUERY`], or
+///   [`with_reset_query`](Self::with_reset_query)'s). An error, or a
+///   session the driver saw end, closes the connection.
 /// - `describe` gives the admin API the session's user, database and
 ///   client address, and a cancel hook that sends the server a real cancel
 ///   request for the query running on it.
@@ -91,12 +114,24 @@ pub const DEFAULT_RESET_QUERY: &str = "ROLLBACK; RESET ALL; SET SESSION AUTHORIZ
 /// assert_eq!(row.get::<_, String>(0), "orders");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// The adapter reads each session's transaction status off its socket
+/// through a connector in the driver's TLS slot, with
+/// `sslnegotiation=direct`, encrypting nothing (see
+/// [`PgConnection::transaction_status`]). That needs a TCP host name: over
+/// a Unix socket, a bare `hostaddr`, or with `sslmode=require` (which this
+/// adapter, without TLS, refuses at connect as before) the status is
+/// unknown and `reset` rolls back on every return, as it did before.
 #[derive(Clone)]
 pub struct PostgresConnectionFactory {
     config: postgres::Config,
     target: Arc<str>,
     connect_timeout: Duration,
-    reset_query: Option<Arc<str>>,
+    reset_policy: ResetPolicy,
+    /// The full clean-up query (see [`DEFAULT_RESET_QUERY`]).
+    clean_query: Arc<str>,
+    /// Whether connections are tapped (see the type's docs).
+    tapped: bool,
     pool_name: Arc<OnceLock<String>>,
     attempts: Arc<Attempts<PgConnection, postgres::Error>>,
 }
@@ -132,9 +167,11 @@ impl PostgresConnectionFactory {
         });
         PostgresConnectionFactory {
             target: describe_target(&config).into(),
+            tapped: tappable(&config),
             config,
             connect_timeout,
-            reset_query: Some(DEFAULT_RESET_QUERY.into()),
+            reset_policy: ResetPolicy::default(),
+            clean_query: DEFAULT_RESET_QUERY.into(),
             pool_name: Arc::default(),
             attempts: Attempts::new(),
         }
@@ -159,13 +196,28 @@ impl PostgresConnectionFactory {
         self
     }
 
-    /// What `reset` sends on every return (a simple query, so several
-    /// statements may be given), or `None` to send nothing: returns then
-    /// cost no round trip, and a transaction left open stays open for the
-    /// next borrower. Default [`DEFAULT_RESET_QUERY`].
+    /// The full clean-up to send on every return (a simple query, so
+    /// several statements may be given; a `ROLLBACK` goes before it when
+    /// the session is in a transaction), as [`ResetPolicy::Full`]; or
+    /// `None` for [`ResetPolicy::None`]: returns then send nothing, and a
+    /// transaction left open stays open for the next borrower.
     #[must_use]
     pub fn with_reset_query(mut self, query: Option<&str>) -> Self {
-        self.reset_query = query.map(Arc::from);
+        match query {
+            Some(query) => {
+                self.clean_query = Arc::from(query);
+                self.reset_policy = ResetPolicy::Full;
+            }
+            None => self.reset_policy = ResetPolicy::None,
+        }
+        self
+    }
+
+    /// What a return sends (see [`ResetPolicy`]). Default
+    /// [`ResetPolicy::RollbackIfNeeded`].
+    #[must_use]
+    pub fn with_reset_policy(mut self, policy: ResetPolicy) -> Self {
+        self.reset_policy = policy;
         self
     }
 
@@ -190,7 +242,9 @@ impl fmt::Debug for PostgresConnectionFactory {
             .field("dbname", &self.config.get_dbname())
             .field("application_name", &self.config.get_application_name().or(self.pool_name.get().map(String::as_str)))
             .field("connect_timeout", &self.connect_timeout)
-            .field("reset_query", &self.reset_query)
+            .field("reset_policy", &self.reset_policy)
+            .field("clean_query", &self.clean_query)
+            .field("tapped", &self.tapped)
             .finish()
     }
 }
@@ -205,7 +259,16 @@ impl ConnectionFactory<PgConnection> for PostgresConnectionFactory {
                 config.application_name(name);
             }
         }
-        let open = move || config.connect(NoTls).and_then(PgConnection::open);
+        let tapped = self.tapped;
+        let open = move || {
+            if tapped {
+                config.ssl_mode(SslMode::Require).ssl_negotiation(SslNegotiation::Direct);
+                let (tap, session) = Tap::new();
+                config.connect(tap).and_then(|client| PgConnection::open(client, Some(session)))
+            } else {
+                config.connect(NoTls).and_then(|client| PgConnection::open(client, None))
+            }
+        };
         self.attempts
             .connect(self.connect_timeout, open)
             .map_err(|error| PoolError::factory(ConnectError { target: Arc::clone(&self.target), error }))
@@ -231,16 +294,17 @@ impl ConnectionFactory<PgConnection> for PostgresConnectionFactory {
         Ok(messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))))
     }
 
-    /// Sends the reset query; an error (or a session already closed)
-    /// closes the connection.
+    /// On a clean return, what the [`ResetPolicy`] says: by default
+    /// nothing for a session not in a transaction. A session the driver saw
+    /// end is an error, which closes the connection.
     fn reset(&self, conn: &mut PgConnection) -> Result<()> {
-        if conn.is_closed() {
-            return Err(PoolError::factory("the PostgreSQL session has ended"));
-        }
-        match &self.reset_query {
-            Some(query) => conn.batch_execute(query).map_err(PoolError::factory),
-            None => Ok(()),
-        }
+        reset::on_return(conn, self.reset_policy, &self.clean_query, false)
+    }
+
+    /// On a return after a panic or `mark_dirty`: the full clean-up
+    /// (unless the policy is [`ResetPolicy::None`]).
+    fn clean(&self, conn: &mut PgConnection) -> Result<()> {
+        reset::on_return(conn, self.reset_policy, &self.clean_query, true)
     }
 
     /// Ends the session (a Terminate message), reporting the driver's error.
@@ -256,13 +320,30 @@ impl ConnectionFactory<PgConnection> for PostgresConnectionFactory {
             description = description.client_addr(addr);
         }
         let token = conn.cancel_token();
-        Some(description.on_cancel(move || token.cancel_query(NoTls).map_err(PoolError::factory)))
+        // The token repeats the session's TLS settings: a tapped session's
+        // cancel connection goes through a tap too (it sends in the clear).
+        let tapped = conn.is_tapped();
+        Some(description.on_cancel(move || {
+            let sent = if tapped { token.cancel_query(Tap::new().0) } else { token.cancel_query(NoTls) };
+            sent.map_err(PoolError::factory)
+        }))
     }
 
     /// Remembers the first pool's name, for `application_name`.
     fn attach(&self, pool: &PoolConfig) {
         let _ = self.pool_name.set(pool.name.clone());
     }
+}
+
+/// Whether connections to `config`'s hosts can be tapped: every host a TCP
+/// name (the tap needs one, see `tap`), and no `sslmode=require` (which
+/// asks for TLS this adapter does not have: it fails at connect, as with
+/// `NoTls`).
+fn tappable(config: &postgres::Config) -> bool {
+    let hosts = config.get_hosts();
+    config.get_ssl_mode() != SslMode::Require
+        && !hosts.is_empty()
+        && hosts.iter().all(|host| matches!(host, Host::Tcp(_)))
 }
 
 /// `host:port[,host:port..]`, for error messages.
