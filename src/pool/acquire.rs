@@ -25,6 +25,7 @@ use super::inner::{Inner, Lease};
 use super::slot::SlotState;
 use super::stats::{AcquireProbe, Served};
 use super::waiters::RegisterError;
+use crate::sync::Ordering;
 
 impl<C: Send + 'static> Inner<C> {
     /// Takes a connection, waiting until `timeout` if none is free.
@@ -202,7 +203,10 @@ impl<C: Send + 'static> Inner<C> {
         start: Instant,
         deadline: Instant,
     ) -> Result<Option<Granted<'_, C>>> {
-        let starve_at = self.starve_after.map(|after| deadline_after(start, after));
+        let starve_at = self.starve_after.map(|after| match self.serves_in_order() {
+            true => start,
+            false => deadline_after(start, after),
+        });
         let until = match self.engine.gate().retry_at() {
             Some(retry) if retry < deadline => retry,
             _ => deadline,
@@ -216,6 +220,13 @@ impl<C: Send + 'static> Inner<C> {
             Err(RegisterError::Full) => Err(PoolError::WaitQueueFull),
             Err(RegisterError::Closed) => Err(PoolError::PoolClosed),
         }
+    }
+
+    /// Whether borrows hold their connections for long now, so waiters are
+    /// served in order from the first moment (see `hold_estimate`).
+    fn serves_in_order(&self) -> bool {
+        // Relaxed: a hint; a stale value serves one waiter by the other rule.
+        self.serve_in_order.load(Ordering::Relaxed)
     }
 
     /// The error of an acquire that started at `start` and ran out of

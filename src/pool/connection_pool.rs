@@ -294,7 +294,8 @@ impl<C: Send + 'static> ConnectionPool<C> {
             return Err(PoolError::PoolClosed);
         }
         let config = &inner.config;
-        manager.attach(config.max_size, config.max_wait_queue_size, config.fairness_threshold)?;
+        let serve_in_order = Arc::clone(&inner.serve_in_order);
+        manager.attach(config.max_size, config.max_wait_queue_size, config.fairness_threshold, serve_in_order)?;
         let core = Arc::clone(manager.core());
         inner
             .partitions
@@ -404,6 +405,16 @@ impl<C: Send + 'static> ConnectionPool<C> {
     /// Threads waiting for a connection.
     pub fn waiting(&self) -> usize {
         self.inner().waiting()
+    }
+
+    /// Whether waiters are served in arrival order from the first moment,
+    /// because borrows hold their connections for long (as a database
+    /// round trip does; see [`QueueMode::Fair`](super::QueueMode::Fair)).
+    /// Maintenance decides it each pass; always `false` in `Fifo` and
+    /// `Unfair` modes, which do not need it.
+    pub fn serves_waiters_in_order(&self) -> bool {
+        // Relaxed: a snapshot.
+        self.inner().serve_in_order.load(crate::sync::Ordering::Relaxed)
     }
 
     /// A snapshot of the pool's statistics: the live gauges and everything

@@ -73,6 +73,10 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(super) epoch_wall: SystemTime,
     /// How long a waiter waits before it starves (`Fair`, `Priority`).
     pub(super) starve_after: Option<Duration>,
+    /// Set by maintenance while borrows hold their connections for long
+    /// (see `hold_estimate`): a waiter then starves at once (`Fair`,
+    /// `Priority`). Shared with the partitions' ledger.
+    pub(crate) serve_in_order: Arc<AtomicBool>,
     /// Coarse clock, nanoseconds since `epoch`: ticked by maintenance and by
     /// slow paths, read (instead of the real clock) on release.
     pub(super) clock: CachePadded<AtomicU64>,
@@ -115,6 +119,7 @@ impl<C: Send + 'static> Inner<C> {
             refs: GuardRefs::new(config.shards),
             starve_after: matches!(config.queue_mode, QueueMode::Fair | QueueMode::Priority)
                 .then_some(config.fairness_threshold),
+            serve_in_order: Arc::default(),
             factory: ManuallyDrop::new(factory),
             epoch: Instant::now(),
             epoch_wall: SystemTime::now(),

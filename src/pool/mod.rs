@@ -30,6 +30,7 @@ mod events;
 mod factory;
 mod guard;
 pub(crate) mod guard_refs;
+mod hold_estimate;
 pub(crate) mod home_shard;
 mod hooks;
 pub(crate) mod index_stack;

@@ -23,6 +23,7 @@ use std::time::Instant;
 use super::background::Starter;
 use super::engine::{Detached, Owned};
 use super::events::CloseReason;
+use super::hold_estimate::HoldEstimate;
 use super::hooks::Hook;
 use super::inner::{Inner, end_reference};
 use super::maintenance::{Maintain, MaintenanceService, Task};
@@ -54,7 +55,8 @@ impl Registration {
         };
         pool.refs.hold();
         let sightings = vec![Sighting::default(); pool.config.max_size].into_boxed_slice();
-        let job = PoolJob { inner, surplus_passes: 0, min_surplus: usize::MAX, sightings };
+        let job =
+            PoolJob { inner, surplus_passes: 0, min_surplus: usize::MAX, sightings, holds: HoldEstimate::default() };
         let task = service.register(Box::new(job));
         *pool.maintenance.lock() = Some(Registration { service, task, dedicated });
     }
@@ -93,6 +95,8 @@ struct PoolJob<C: Send + 'static> {
     min_surplus: usize,
     /// Per slot: since when passes have found its connection idle.
     sightings: Box<[Sighting]>,
+    /// How long borrows hold their connections (see `hold_estimate`).
+    holds: HoldEstimate,
 }
 
 /// Since when passes have found a slot's connection idle.
@@ -194,6 +198,9 @@ impl<C: Send + 'static> Inner<C> {
         }
         // First, and on a fresh clock: no factory call of ours delays it.
         self.scan_leaks(Instant::now());
+        if self.starve_after.is_some() {
+            self.follow_holds(now, &mut job.holds);
+        }
         // Acquire: pairs with `UpkeepDone`'s Release.
         if self.upkeep_running.load(Ordering::Acquire) {
             // The last pass's factory calls are still running; this pass
@@ -212,6 +219,23 @@ impl<C: Send + 'static> Inner<C> {
         work.refill = may_create && self.live() < self.min_size();
         if !work.is_empty() {
             self.start_upkeep(work);
+        }
+    }
+
+    /// Samples how long borrows hold their connections, and serves waiters
+    /// in order from the first moment while that is long (see
+    /// `hold_estimate`).
+    fn follow_holds(&self, now: Instant, holds: &mut HoldEstimate) {
+        let census = self.census();
+        let long = holds.observe(now, census.active, census.loans);
+        // Relaxed: a hint read by waiters (see `Inner::serve_in_order`).
+        if self.serve_in_order.swap(long, Ordering::Relaxed) != long {
+            log::debug!(
+                "pool {:?}: borrows hold their connections {}: waiters are served {}",
+                self.config.name,
+                if long { "long" } else { "briefly" },
+                if long { "in order" } else { "in order once they have waited the fairness threshold" },
+            );
         }
     }
 

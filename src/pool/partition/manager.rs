@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::sync::{AtomicBool, Ordering};
+
 use super::quota::{QUOTA_WINDOW, Quotas, Resource};
 use super::types::{PartitionLimits, PartitionRequest, PartitionType, RoutingStrategy};
 use crate::pool::error::{PoolError, Result};
@@ -120,11 +122,23 @@ pub struct PartitionManager {
 }
 
 /// The pool's figures the ledger needs, from the moment it is attached.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Attached {
     max_size: usize,
     max_shared_waiters: usize,
     fairness_threshold: Duration,
+    /// The pool's verdict that borrows are long (see the pool's
+    /// `hold_estimate`): requests are then served in order at once.
+    serve_in_order: Arc<AtomicBool>,
+}
+
+impl Attached {
+    /// How long a queue's oldest request may be overtaken, as the pool's
+    /// own wait queue does it now.
+    fn threshold(&self) -> Duration {
+        // Relaxed: a hint, as in the pool's acquire.
+        if self.serve_in_order.load(Ordering::Relaxed) { Duration::ZERO } else { self.fairness_threshold }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -410,6 +424,7 @@ impl PartitionManager {
         max_size: usize,
         max_shared_waiters: usize,
         fairness_threshold: Duration,
+        serve_in_order: Arc<AtomicBool>,
     ) -> Result<()> {
         let ledger = self.core.ledger.lock();
         let mut reserved = 0;
@@ -419,7 +434,7 @@ impl PartitionManager {
         }
         self.core
             .attached
-            .set(Attached { max_size, max_shared_waiters, fairness_threshold })
+            .set(Attached { max_size, max_shared_waiters, fairness_threshold, serve_in_order })
             .map_err(|_| PoolError::InvalidConfig("this partition manager is attached to a pool already".into()))
     }
 
@@ -552,7 +567,7 @@ impl Core {
         timeout: Duration,
         wait: bool,
     ) -> Result<Admission> {
-        let attached = *self.attached.get().expect("admission is only asked of an attached manager");
+        let attached = self.attached.get().expect("admission is only asked of an attached manager");
         let timeout = if wait { timeout } else { Duration::ZERO };
         let deadline = Instant::now() + timeout;
         let mut ledger = self.ledger.lock();
@@ -572,16 +587,16 @@ impl Core {
         let mut queued = false;
         loop {
             let now = Instant::now();
+            let threshold = attached.threshold();
             if ledger.closed {
                 ledger.state(partition).leave(ticket);
                 return Err(PoolError::PoolClosed);
             }
             let may_go = |ledger: &Ledger, partition| {
                 ledger.has_room(partition, attached.max_size)
-                    && ledger.states_of(partition).may_go(ticket, now, attached.fairness_threshold)
+                    && ledger.states_of(partition).may_go(ticket, now, threshold)
             };
             if rebalance && !may_go(&ledger, partition) {
-                let threshold = attached.fairness_threshold;
                 if let Some(j) = ledger.least_loaded(attached.max_size, true, ticket, now, threshold) {
                     ledger.state(partition).leave(ticket);
                     partition = Some(j);
@@ -640,7 +655,7 @@ impl Core {
                 .state(partition)
                 .waiting
                 .front()
-                .map_or(deadline, |&(_, since)| (since + attached.fairness_threshold).max(now))
+                .map_or(deadline, |&(_, since)| (since + threshold).max(now))
                 .min(deadline);
             let wake = if wake <= now { deadline } else { wake };
             self.changed.wait_until(&mut ledger, wake);
