@@ -4,9 +4,10 @@
 //! (a raw `BEGIN` sent as text, a failed transaction, a borrower that
 //! panicked mid-transaction) is rolled back before the next borrower gets
 //! it. A backend terminated while its connection sat idle past the bypass
-//! window is never handed out; one terminated within it costs the one
-//! statement that finds it, and the connection is replaced without
-//! `mark_broken`. Skips, saying why, without `RUSTY_DB_TEST_PG_URL`.
+//! window is never handed out; nor is one terminated within it (a peek at
+//! its socket finds the server's goodbye); without that peek (as behind a
+//! proxy, where the socket cannot be found) it costs the one statement that
+//! finds it, and the connection is replaced without `mark_broken`. Skips, saying why, without `RUSTY_DB_TEST_PG_URL`.
 #![cfg(feature = "postgres")]
 
 mod common;
@@ -207,12 +208,46 @@ fn a_backend_terminated_while_idle_past_the_window_is_never_handed_out() {
 }
 
 #[test]
-fn a_backend_terminated_within_the_window_costs_one_statement_and_is_replaced() {
-    let Some(url) = pg_url("a_backend_terminated_within_the_window_costs_one_statement_and_is_replaced") else {
+fn a_backend_terminated_within_the_window_is_seen_on_its_socket_and_never_handed_out() {
+    let Some(url) = pg_url("a_backend_terminated_within_the_window_is_seen_on_its_socket_and_never_handed_out") else {
         return;
     };
     let app = unique_name("within-window");
     let pool = pool(&url, &app, 1, Duration::from_secs(60));
+    let mut side = side_client(&url);
+    drop(pool.acquire().unwrap());
+    assert_eq!(terminate(&mut side, &app), 1);
+    // The server's FATAL error and end of stream reach the socket.
+    thread::sleep(Duration::from_millis(50));
+
+    // No round trip (within the window): a peek at the socket finds them.
+    let mut conn = pool.acquire().unwrap();
+    let one: i32 = conn.query_one("SELECT 1", &[]).expect("never the dead session").get(0);
+    assert_eq!(one, 1);
+    drop(conn);
+    let stats = pool.statistics();
+    assert_eq!((stats.connections_created, stats.connections_closed), (2, 1), "replaced before it was handed out");
+    assert_eq!(stats.closed_by_reason.validation, 1);
+    pool.close();
+}
+
+#[test]
+fn without_the_socket_probe_a_backend_terminated_within_the_window_costs_one_statement() {
+    let name = "without_the_socket_probe_a_backend_terminated_within_the_window_costs_one_statement";
+    let Some(url) = pg_url(name) else { return };
+    // As behind a proxy, where the session's socket cannot be found: only
+    // the driver's own view is left before a round trip.
+    let app = unique_name("no-probe");
+    let config = PoolConfig::builder()
+        .name(&app)
+        .min_size(0)
+        .initial_size(1)
+        .max_size(1)
+        .validation_bypass_window(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let factory = PostgresConnectionFactory::new(&url).unwrap().with_socket_probe(false);
+    let pool = ConnectionPool::new(config, Arc::new(factory)).unwrap();
     let mut side = side_client(&url);
     drop(pool.acquire().unwrap());
     assert_eq!(terminate(&mut side, &app), 1);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use postgres::{CancelToken, Client, SimpleQueryMessage, Statement};
 
+use super::probe::{Liveness, Probe};
 use super::tap::{Session, TransactionStatus};
 use crate::pool::{PoolError, PrepareStatement, Result};
 
@@ -26,6 +27,8 @@ pub struct PgConnection {
     client: Client,
     /// What the tap sees of the session (`None`: untapped, see `tap`).
     session: Option<Arc<Session>>,
+    /// The session's socket, to peek at (see `probe`).
+    probe: Option<Probe>,
     backend_pid: i32,
     user: String,
     database: String,
@@ -34,17 +37,25 @@ pub struct PgConnection {
 
 impl PgConnection {
     /// Reads the session's identity (one round trip) and wraps `client`,
-    /// tapped by `session` if given.
-    pub(super) fn open(mut client: Client, session: Option<Arc<Session>>) -> Result<PgConnection, postgres::Error> {
+    /// tapped by `session` if given, its socket found to probe if `probe`.
+    pub(super) fn open(
+        mut client: Client,
+        session: Option<Arc<Session>>,
+        probe: bool,
+    ) -> Result<PgConnection, postgres::Error> {
         let messages = client.simple_query(
             "SELECT pg_backend_pid(), current_user, current_database(), \
-             host(inet_client_addr()) || ':' || inet_client_port()",
+             host(inet_client_addr()) || ':' || inet_client_port(), \
+             host(inet_server_addr()) || ':' || inet_server_port()",
         )?;
         let row = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => Some(row),
             _ => None,
         });
         let text = |i: usize| row.and_then(|r| r.get(i)).map(str::to_owned);
+        let address = |i: usize| text(i).and_then(|a| socket_addr(&a));
+        let found = address(3).zip(address(4)).filter(|_| probe);
+        let probe = found.and_then(|(ours, theirs)| Probe::find(ours, theirs));
         Ok(PgConnection {
             backend_pid: text(0).and_then(|pid| pid.parse().ok()).unwrap_or(0),
             user: text(1).unwrap_or_default(),
@@ -53,7 +64,16 @@ impl PgConnection {
             client_addr: text(3),
             client,
             session,
+            probe,
         })
+    }
+
+    /// Whether the session's socket shows it alive: nothing the server
+    /// sent while it sat idle says it ended (see `probe`); no round trip.
+    /// `true` for a session whose socket was not found (behind a proxy or
+    /// a NAT, or over a Unix socket).
+    pub(super) fn looks_alive(&self) -> bool {
+        self.probe.and_then(|p| p.look()) != Some(Liveness::Gone)
     }
 
     /// The session's transaction status as the server last reported it,
@@ -158,4 +178,11 @@ impl fmt::Debug for PgConnection {
             .field("closed", &self.client.is_closed())
             .finish()
     }
+}
+
+/// `ip:port` as PostgreSQL's `host(inet) || ':' || port` writes it (IPv6
+/// without brackets).
+fn socket_addr(text: &str) -> Option<std::net::SocketAddr> {
+    let (ip, port) = text.rsplit_once(':')?;
+    Some(std::net::SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
 }

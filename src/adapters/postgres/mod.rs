@@ -17,6 +17,7 @@
 
 mod attempts;
 mod connection;
+mod probe;
 mod reset;
 mod tap;
 
@@ -132,6 +133,8 @@ pub struct PostgresConnectionFactory {
     clean_query: Arc<str>,
     /// Whether connections are tapped (see the type's docs).
     tapped: bool,
+    /// Whether idle sessions' sockets are peeked at (see `probe`).
+    probe_sockets: bool,
     pool_name: Arc<OnceLock<String>>,
     attempts: Arc<Attempts<PgConnection, postgres::Error>>,
 }
@@ -168,6 +171,7 @@ impl PostgresConnectionFactory {
         PostgresConnectionFactory {
             target: describe_target(&config).into(),
             tapped: tappable(&config),
+            probe_sockets: true,
             config,
             connect_timeout,
             reset_policy: ResetPolicy::default(),
@@ -213,6 +217,20 @@ impl PostgresConnectionFactory {
         self
     }
 
+    /// Whether the cheap check on acquire also peeks at the session's
+    /// socket for the server's goodbye (a `FATAL` error, the end of the
+    /// stream): default `true`, so a backend terminated while its
+    /// connection sat idle is not handed out even within the pool's
+    /// validation bypass window. Without it (or where the socket cannot be
+    /// found: behind a proxy or a NAT, over a Unix socket, off Unix), such a
+    /// backend is found by the borrower's first statement, which fails, and
+    /// the connection is closed on return and replaced.
+    #[must_use]
+    pub fn with_socket_probe(mut self, probe: bool) -> Self {
+        self.probe_sockets = probe;
+        self
+    }
+
     /// What a return sends (see [`ResetPolicy`]). Default
     /// [`ResetPolicy::RollbackIfNeeded`].
     #[must_use]
@@ -245,6 +263,7 @@ impl fmt::Debug for PostgresConnectionFactory {
             .field("reset_policy", &self.reset_policy)
             .field("clean_query", &self.clean_query)
             .field("tapped", &self.tapped)
+            .field("probe_sockets", &self.probe_sockets)
             .finish()
     }
 }
@@ -259,14 +278,14 @@ impl ConnectionFactory<PgConnection> for PostgresConnectionFactory {
                 config.application_name(name);
             }
         }
-        let tapped = self.tapped;
+        let (tapped, probe) = (self.tapped, self.probe_sockets);
         let open = move || {
             if tapped {
                 config.ssl_mode(SslMode::Require).ssl_negotiation(SslNegotiation::Direct);
                 let (tap, session) = Tap::new();
-                config.connect(tap).and_then(|client| PgConnection::open(client, Some(session)))
+                config.connect(tap).and_then(|client| PgConnection::open(client, Some(session), probe))
             } else {
-                config.connect(NoTls).and_then(|client| PgConnection::open(client, None))
+                config.connect(NoTls).and_then(|client| PgConnection::open(client, None, probe))
             }
         };
         self.attempts
@@ -274,15 +293,17 @@ impl ConnectionFactory<PgConnection> for PostgresConnectionFactory {
             .map_err(|error| PoolError::factory(ConnectError { target: Arc::clone(&self.target), error }))
     }
 
-    /// `false` once the driver has seen the session end; makes no round
-    /// trip (the pool calls [`validate_mut`](Self::validate_mut)).
+    /// `false` once the driver has seen the session end, or the session's
+    /// socket holds the server's goodbye (a `FATAL` error, the end of the
+    /// stream, a reset; a non-blocking peek); makes no round trip (the
+    /// pool calls [`validate_mut`](Self::validate_mut) past its bypass window).
     fn validate(&self, conn: &PgConnection) -> Result<bool> {
-        Ok(!conn.is_closed())
+        Ok(!conn.is_closed() && conn.looks_alive())
     }
 
     /// Not closed, and an empty query answers.
     fn validate_mut(&self, conn: &mut PgConnection) -> Result<bool> {
-        if conn.is_closed() {
+        if conn.is_closed() || !conn.looks_alive() {
             return Ok(false);
         }
         conn.simple_query("").map(|_| true).map_err(PoolError::factory)

@@ -1,0 +1,216 @@
+//! A look at an idle session's socket that costs no round trip.
+//!
+//! When the server ends a session (`pg_terminate_backend`, a restart, an
+//! idle timeout), it sends a `FATAL` error and closes the socket: both wait
+//! in the socket's receive buffer until someone reads. A non-blocking
+//! `recv(MSG_PEEK)` on an idle session's socket finds them (as Go's pgx
+//! `CheckConn` does): an end of stream, a reset, or an `ErrorResponse`
+//! nobody asked for means the session is gone; nothing to read means it
+//! is alive as far as the server is concerned (a silently dead network
+//! still needs a round trip: the bypass window's full check). Pending
+//! notices, notifications and parameter changes say nothing either way.
+//!
+//! The driver does not hand out its socket, so the probe finds it among the
+//! process's descriptors by its two addresses, as the server reported them
+//! when the session opened (its `inet_client_addr` and `inet_server_addr`):
+//! a TCP connection's pair is unique while it is open. Behind a proxy or a
+//! NAT the server sees other addresses, no descriptor matches, and the
+//! session goes unprobed. Unix only.
+
+use std::net::SocketAddr;
+
+/// What a look at an idle session's socket found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Nothing to read (or only messages that say nothing).
+    Alive,
+    /// The server ended the session (or the network reset it).
+    Gone,
+}
+
+/// The descriptor of one session's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probe {
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+    /// The socket's addresses: checked again before each look.
+    #[cfg(unix)]
+    local: SocketAddr,
+    #[cfg(unix)]
+    peer: SocketAddr,
+}
+
+#[cfg(unix)]
+impl Probe {
+    /// The socket connected from `local` to `peer`, if this process has it.
+    ///
+    /// The driver closes its socket only when the client is dropped, so
+    /// the descriptor stays the session's while the connection lives; each
+    /// look checks the addresses again all the same (a socket of another
+    /// part of the process, say an in-process proxy's, may have matched).
+    pub(crate) fn find(local: SocketAddr, peer: SocketAddr) -> Option<Probe> {
+        let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd")).ok()?;
+        dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<std::os::fd::RawFd>().ok())
+            .find(|&fd| {
+                sys::address(fd, sys::Side::Local) == Some(local) && sys::address(fd, sys::Side::Peer) == Some(peer)
+            })
+            .map(|fd| Probe { fd, local, peer })
+    }
+
+    /// Peeks at the socket without reading or blocking. `None` if the
+    /// descriptor no longer holds that socket (its owner closed it, and
+    /// the number may be another socket's now).
+    pub(crate) fn look(&self) -> Option<Liveness> {
+        if sys::address(self.fd, sys::Side::Local) != Some(self.local)
+            || sys::address(self.fd, sys::Side::Peer) != Some(self.peer)
+        {
+            return None;
+        }
+        Some(match sys::peek(self.fd) {
+            sys::Peeked::Nothing => Liveness::Alive,
+            sys::Peeked::Ended => Liveness::Gone,
+            // An error the session did not ask for: its end (`FATAL`).
+            sys::Peeked::Byte(b'E') => Liveness::Gone,
+            sys::Peeked::Byte(_) => Liveness::Alive,
+        })
+    }
+}
+
+#[cfg(not(unix))]
+impl Probe {
+    /// No descriptors to look through here.
+    pub(crate) fn find(_: SocketAddr, _: SocketAddr) -> Option<Probe> {
+        None
+    }
+
+    pub(crate) fn look(&self) -> Option<Liveness> {
+        None
+    }
+}
+
+#[cfg(unix)]
+mod sys {
+    use std::mem::MaybeUninit;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::os::fd::RawFd;
+
+    #[derive(Clone, Copy)]
+    pub(super) enum Side {
+        Local,
+        Peer,
+    }
+
+    /// A descriptor's local or peer address, if it is an IP socket.
+    pub(super) fn address(fd: RawFd, side: Side) -> Option<SocketAddr> {
+        let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let call = match side {
+            Side::Local => libc::getsockname,
+            Side::Peer => libc::getpeername,
+        };
+        // SAFETY: `storage` is writable for `len` bytes, and the kernel
+        // writes at most that many; a descriptor that is not a socket (or
+        // closed since it was listed) makes the call fail, nothing else.
+        let result = unsafe { call(fd, storage.as_mut_ptr().cast(), &mut len) };
+        if result != 0 {
+            return None;
+        }
+        // SAFETY: zeroed, then filled by a successful call: initialised.
+        let storage = unsafe { storage.assume_init() };
+        match i32::from(storage.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a `sockaddr_in`,
+                // which it is large and aligned enough for.
+                let v4 = unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(v4.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for a `sockaddr_in6`.
+                let v6 = unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
+                Some(SocketAddr::from((ip, u16::from_be(v6.sin6_port))))
+            }
+            _ => None,
+        }
+    }
+
+    /// What a non-blocking peek at a socket found.
+    pub(super) enum Peeked {
+        /// Nothing to read yet.
+        Nothing,
+        /// End of stream, or an error (a reset).
+        Ended,
+        /// Data, starting with this byte.
+        Byte(u8),
+    }
+
+    pub(super) fn peek(fd: RawFd) -> Peeked {
+        let mut byte = 0u8;
+        // SAFETY: one writable byte; MSG_PEEK leaves the data in the
+        // socket for the driver, MSG_DONTWAIT keeps the call from blocking.
+        let read = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        match read {
+            1.. => Peeked::Byte(byte),
+            0 => Peeked::Ended,
+            _ => match std::io::Error::last_os_error().kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Peeked::Nothing,
+                _ => Peeked::Ended,
+            },
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::thread::sleep;
+    use std::time::Duration;
+
+    use super::{Liveness, Probe};
+
+    /// A connected pair on loopback, and the probe of the client's end.
+    fn pair() -> (TcpStream, TcpStream, Probe) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let probe = Probe::find(client.local_addr().unwrap(), client.peer_addr().unwrap()).expect("found");
+        (client, server, probe)
+    }
+
+    /// Long enough for loopback to deliver what was just sent.
+    fn settle() {
+        sleep(Duration::from_millis(50));
+    }
+
+    #[test]
+    fn nothing_to_read_or_a_notice_is_alive() {
+        let (_client, mut server, probe) = pair();
+        assert_eq!(probe.look(), Some(Liveness::Alive));
+        server.write_all(b"N").unwrap();
+        settle();
+        assert_eq!(probe.look(), Some(Liveness::Alive), "a notice says nothing");
+    }
+
+    #[test]
+    fn an_error_nobody_asked_for_is_the_end() {
+        let (_client, mut server, probe) = pair();
+        server.write_all(b"E").unwrap();
+        settle();
+        assert_eq!(probe.look(), Some(Liveness::Gone));
+    }
+
+    #[test]
+    fn a_closed_peer_is_the_end() {
+        let (_client, server, probe) = pair();
+        drop(server);
+        settle();
+        assert_eq!(probe.look(), Some(Liveness::Gone));
+    }
+
+    #[test]
+    fn no_socket_has_unknown_addresses() {
+        assert!(Probe::find("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()).is_none());
+    }
+}
