@@ -105,7 +105,8 @@ fn cases() -> impl Iterator<Item = Case> {
 }
 
 /// The warm-up before a case of `duration` is measured: a quarter of it,
-/// at most 0.5 s, so every thread runs and every session is primed.
+/// at most 0.5 s, so that every thread is running and the server has
+/// settled (its caches warm, its backends scheduled) before anything counts.
 pub fn warm_up(duration: Duration) -> Duration {
     (duration / 4).min(Duration::from_millis(500))
 }

@@ -10,7 +10,7 @@ use crate::counting::{Calibration, PerOp, Window};
 use crate::run::Outcome;
 use crate::subjects::Subject;
 use crate::workload::Workload;
-use crate::{Case, POINTS, warm_up};
+use crate::{Case, POINTS, Point, warm_up};
 
 /// One measured case.
 pub struct Row {
@@ -134,7 +134,7 @@ fn nanos(ns: u64) -> String {
     }
 }
 
-fn find(rows: &[Row], workload: Workload, point: crate::Point, subject: Subject) -> Option<&Row> {
+fn find(rows: &[Row], workload: Workload, point: Point, subject: Subject) -> Option<&Row> {
     rows.iter().find(|r| r.case == Case { workload, point, subject })
 }
 
@@ -170,7 +170,7 @@ pub fn markdown(rows: &[Row], machine: &Machine, check: &str, setup: &str, durat
          flushed its statistics), less a calibration (the same pool opened, primed and closed with no work), \
          over every op run, warm-up included. † marks a count other sessions on the database may have added \
          to. {check}.{}\n",
-        lean_check(rows)
+        one_query_check(rows)
     );
     for workload in Workload::ALL {
         summary(&mut md, rows, workload);
@@ -180,26 +180,42 @@ pub fn markdown(rows: &[Row], machine: &Machine, check: &str, setup: &str, durat
     md
 }
 
-/// The validation the brief asks for: `rusty-db lean` on `select1` sends
-/// exactly one simple query per op, so it must count 1.00.
-fn lean_check(rows: &[Row]) -> String {
-    let lean: Vec<&Row> =
-        rows.iter().filter(|r| r.case.subject == Subject::RustyLean && r.case.workload == Workload::Select1).collect();
-    if lean.is_empty() {
+/// The pools that send the server nothing but the op's own statement on
+/// `select1`: no check, no reset, no prepare.
+const ONE_QUERY_PER_OP: [Subject; 3] = [Subject::RustyLean, Subject::R2d2NoCheck, Subject::Deadpool];
+
+/// The count checked against what is known: on `select1` the pools of
+/// [`ONE_QUERY_PER_OP`] send one simple query per op, so each must count
+/// 1.00 server transactions per op (0.00 rollbacks) at every point.
+fn one_query_check(rows: &[Row]) -> String {
+    let checked: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.case.workload == Workload::Select1 && ONE_QUERY_PER_OP.contains(&r.case.subject))
+        .collect();
+    if checked.is_empty() {
         return String::new();
     }
-    let off: Vec<String> = lean
+    let off: Vec<String> = checked
         .iter()
-        .filter(|r| (r.per_op.total - 1.0).abs() >= 0.005)
-        .map(|r| format!("{} {:.3}", r.case.point, r.per_op.total))
+        .filter(|r| (r.per_op.commits - 1.0).abs() >= 0.005 || r.per_op.rollbacks >= 0.005)
+        .map(|r| {
+            format!("{} {}: {:.3} + {:.3}", r.case.subject.name(), r.case.point, r.per_op.commits, r.per_op.rollbacks)
+        })
         .collect();
+    let names: Vec<&str> = ONE_QUERY_PER_OP.iter().map(|s| s.name()).collect();
     if off.is_empty() {
         format!(
-            " `rusty-db lean` on `select1` (one simple query per op) counts 1.00 tx/op at all {} points.",
-            lean.len()
+            " On `select1`, the pools that send one simple query per op and nothing else ({}) count 1.00 \
+             commits and 0.00 rollbacks per op in all {} of their cases.",
+            names.join(", "),
+            checked.len()
         )
     } else {
-        format!(" **`rusty-db lean` on `select1` should count 1.00 tx/op but counts {}.**", off.join(", "))
+        format!(
+            " **On `select1`, {} should count 1.00 commits and 0.00 rollbacks per op, but: {}.**",
+            names.join(", "),
+            off.join("; ")
+        )
     }
 }
 
