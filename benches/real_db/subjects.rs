@@ -3,8 +3,10 @@
 //! sessions before a case:
 //!
 //! - `rusty-db defaults`: `min_size = initial_size = max_size = P`, the
-//!   rest default: a check on acquire (an empty query) and the factory's
-//!   reset on release (`DEFAULT_RESET_QUERY`).
+//!   rest default: on acquire the free check (the driver's view and a peek
+//!   at the socket) within the 500 ms validation bypass window and a round
+//!   trip past it; on release a `ROLLBACK` only for a session left in a
+//!   transaction (`ResetPolicy::RollbackIfNeeded`).
 //! - `rusty-db lean`: the same without the check, and no reset query: its
 //!   cheapest settings.
 //! - `r2d2`: r2d2_postgres, `max_size = min_idle = P`, checked on checkout
