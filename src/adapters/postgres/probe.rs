@@ -45,9 +45,10 @@ impl Probe {
     /// The socket connected from `local` to `peer`, if this process has it.
     ///
     /// The driver closes its socket only when the client is dropped, so
-    /// the descriptor stays the session's while the connection lives; each
-    /// look checks the addresses again all the same (a socket of another
-    /// part of the process, say an in-process proxy's, may have matched).
+    /// the descriptor stays the session's while the connection lives; a
+    /// look that would call the session gone checks the addresses again all
+    /// the same (a socket of another part of the process, say an
+    /// in-process proxy's, may have matched, and been closed since).
     pub(crate) fn find(local: SocketAddr, peer: SocketAddr) -> Option<Probe> {
         let dir = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd")).ok()?;
         dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<std::os::fd::RawFd>().ok())
@@ -57,22 +58,26 @@ impl Probe {
             .map(|fd| Probe { fd, local, peer })
     }
 
-    /// Peeks at the socket without reading or blocking. `None` if the
-    /// descriptor no longer holds that socket (its owner closed it, and
-    /// the number may be another socket's now).
+    /// Peeks at the socket without reading or blocking: one system call
+    /// while the session is healthy. `None` if the descriptor no longer
+    /// holds that socket (its owner closed it, and the number may be
+    /// another socket's now), checked before a verdict of `Gone`: a look at
+    /// a stranger's socket can only ever pass, as no probe would.
     pub(crate) fn look(&self) -> Option<Liveness> {
-        if sys::address(self.fd, sys::Side::Local) != Some(self.local)
-            || sys::address(self.fd, sys::Side::Peer) != Some(self.peer)
-        {
-            return None;
-        }
-        Some(match sys::peek(self.fd) {
+        let verdict = match sys::peek(self.fd) {
             sys::Peeked::Nothing => Liveness::Alive,
             sys::Peeked::Ended => Liveness::Gone,
             // An error the session did not ask for: its end (`FATAL`).
             sys::Peeked::Byte(b'E') => Liveness::Gone,
             sys::Peeked::Byte(_) => Liveness::Alive,
-        })
+        };
+        if verdict == Liveness::Gone
+            && (sys::address(self.fd, sys::Side::Local) != Some(self.local)
+                || sys::address(self.fd, sys::Side::Peer) != Some(self.peer))
+        {
+            return None;
+        }
+        Some(verdict)
     }
 }
 
