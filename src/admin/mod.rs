@@ -30,22 +30,34 @@
 //!
 //! Every reply is JSON in an envelope, `{"success": true, "data": ...}`, or
 //! `{"success": false, "error": {"code": "...", "message": "..."}}` with
-//! 400 (bad JSON or query parameter), 401 (no or wrong token, with
-//! `WWW-Authenticate: Bearer`), 404 (unknown route, pool or connection, or
-//! a pool without partitioning on the partition routes), 405 (with
-//! `Allow`), 408 (a body too slow), 409 (killing a borrowed connection
-//! without `force`, or a partition name taken), 413 (a body over the
-//! limit) or 422 (partition limits that cannot hold, or do not fit in the
-//! pool); the metrics formats are text. Creating a partition answers 201.
+//! 400 (bad JSON or query parameter, or a malformed request line or
+//! header), 401 (no or wrong token, with `WWW-Authenticate: Bearer`), 404
+//! (unknown route, pool or connection, or a pool without partitioning on
+//! the partition routes), 405 (with `Allow`), 408 (a request head or body
+//! too slow), 409 (killing a borrowed connection without `force`, or a
+//! partition name taken), 413 (a body over the limit), 414 or 431 (a
+//! request line or head over 64 KiB), 417 (an unknown `Expect`), 422
+//! (partition limits that cannot hold, or do not fit in the pool), 501 (a
+//! transfer coding other than chunked) or 505 (an HTTP version other than
+//! 1.1 and 1.0); the metrics formats are text. Creating a partition
+//! answers 201. Over HTTPS tiny_http reads the requests and answers a
+//! malformed one itself, without the envelope (`docs/openapi.yaml` says
+//! how).
 
 mod auth;
+mod body;
 mod error;
-mod nudge;
+mod exchange;
+mod head;
+mod plain;
 mod registry;
 mod reply;
 mod routes;
 mod server;
 mod socket;
+mod spare;
+#[cfg(feature = "admin-tls")]
+mod tls;
 mod views;
 
 pub use error::AdminError;

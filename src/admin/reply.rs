@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use super::exchange::Response;
+
 /// The content type of JSON replies.
 pub(crate) const JSON: &str = "application/json";
 /// The content type of the Prometheus text exposition format.
@@ -63,6 +65,23 @@ impl Reply {
 
     fn json(status: u16, value: &Value) -> Reply {
         Reply { status, content_type: JSON, body: value.to_string().into_bytes(), headers: Vec::new() }
+    }
+
+    /// The response to write: the body with its status, its content type,
+    /// `Cache-Control: no-store` and the extra headers.
+    pub(crate) fn into_response(self) -> Response {
+        let mut response = tiny_http::Response::from_data(self.body).with_status_code(self.status);
+        let mut add = |name: &str, value: &str| {
+            if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(header);
+            }
+        };
+        add("Content-Type", self.content_type);
+        add("Cache-Control", "no-store");
+        for (name, value) in &self.headers {
+            add(name, value);
+        }
+        response
     }
 }
 

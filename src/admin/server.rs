@@ -1,17 +1,16 @@
-//! The admin server: a tiny_http listener and the thread that answers it.
+//! The admin server: its listener and the thread that answers it.
 //!
-//! One thread of ours (`rusty-db-admin`) takes requests from tiny_http and
+//! One thread of ours (`rusty-db-admin`) takes requests from the HTTP layer
+//! (our own over plain HTTP, `plain`; tiny_http's over TLS, `tls`) and
 //! answers them, or hands them to `workers` threads. Nothing it does
 //! holds a pool lock across I/O, so a slow or stuck client never delays an
-//! acquire: it can only hold a tiny_http connection thread, or an admin
-//! worker for at most the read and write timeouts.
+//! acquire: it can only hold a connection thread, or an admin worker for
+//! at most the read and write timeouts.
 //!
-//! tiny_http sets no socket timeouts, so the server sets them on the
-//! listening socket, whose accepted sockets inherit them (Linux and the
-//! BSDs copy `SO_RCVTIMEO`/`SO_SNDTIMEO` to accepted sockets). The same
-//! timeout also bounds tiny_http's `accept`, whose thread then ends; the
-//! admin thread starts a fresh one on the same socket and keeps serving
-//! the connections the old one accepted until they go quiet.
+//! The server sets the socket timeouts on the listening socket, whose
+//! accepted sockets inherit them (Linux and the BSDs copy
+//! `SO_RCVTIMEO`/`SO_SNDTIMEO` to accepted sockets); they bound `accept`
+//! too.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
@@ -24,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use super::auth::{Auth, random_token};
 use super::error::AdminError;
-use super::nudge::Nudges;
+use super::exchange::Exchange;
+use super::plain::{self, Job};
 use super::registry::Registry;
 use super::reply::{ApiError, Reply};
 use super::routes::{Call, Route, parse_query};
@@ -35,8 +35,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Default read and write timeout of a client socket: 5 s.
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often the admin thread looks at the stop flag and at retired
-/// listeners' connections.
+/// How often the admin thread looks at the stop flag (and, over TLS, at
+/// retired listeners' connections).
 const TICK: Duration = Duration::from_millis(20);
 
 /// Starts an [`AdminServer`]; see [`AdminServer::builder`].
@@ -167,14 +167,23 @@ impl AdminServerBuilder {
         false
     }
 
-    fn ssl(&self) -> Option<tiny_http::SslConfig> {
+    /// Where requests come from: tiny_http over TLS, else our own reader,
+    /// whose accept thread is returned too.
+    fn source(
+        &self,
+        listener: TcpListener,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(Source, Option<plain::Acceptor>), AdminError> {
         #[cfg(feature = "admin-tls")]
-        return self.tls.as_ref().map(|(certificate, private_key)| tiny_http::SslConfig {
-            certificate: certificate.clone(),
-            private_key: private_key.clone(),
-        });
-        #[cfg(not(feature = "admin-tls"))]
-        None
+        if let Some((certificate, private_key)) = &self.tls {
+            let ssl = tiny_http::SslConfig { certificate: certificate.clone(), private_key: private_key.clone() };
+            let quiet_after = self.read_timeout * 2 + self.write_timeout + Duration::from_secs(1);
+            return Ok((Source::Tls(Box::new(super::tls::Acceptor::start(listener, ssl, quiet_after)?)), None));
+        }
+        let (send, receive) = mpsc::channel();
+        let acceptor = plain::Acceptor::start(listener, send, Arc::clone(stop), self.read_timeout)
+            .map_err(|e| AdminError::Start(format!("no thread to accept connections: {e}")))?;
+        Ok((Source::Plain(receive), Some(acceptor)))
     }
 
     fn check(&self) -> Result<Auth, AdminError> {
@@ -210,8 +219,8 @@ impl AdminServerBuilder {
         let local_addr = listener.local_addr().map_err(|e| AdminError::Start(e.to_string()))?;
         set_timeouts(&listener, self.read_timeout, self.write_timeout)
             .map_err(|e| AdminError::Start(format!("cannot set socket timeouts: {e}")))?;
-        let ssl = self.ssl();
-        let http = listen(&listener, ssl.clone())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (source, accept) = self.source(listener, &stop)?;
         let shared = Arc::new(Shared {
             registry,
             auth,
@@ -220,27 +229,20 @@ impl AdminServerBuilder {
             public_metrics: self.public_metrics,
             public_health: self.public_health,
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let acceptor = Acceptor {
-            listener,
-            ssl,
-            current: http,
-            retired: Vec::new(),
-            quiet_after: self.read_timeout * 2 + self.write_timeout + Duration::from_secs(1),
-        };
+        // From here on, a failure to start stops what started.
+        let mut server = AdminServer { local_addr, token: self.token, stop, thread: None, workers: Vec::new(), accept };
         let (workers, send) = start_workers(&shared, self.workers)?;
-        // Past the read timeout an idle connection is closed: the same peer
-        // then comes back on a new one.
-        let nudges = Nudges::new(local_addr, self.has_tls(), self.read_timeout);
+        server.workers = workers;
         let thread = {
-            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&server.stop));
             std::thread::Builder::new()
                 .name("rusty-db-admin".into())
-                .spawn(move || serve(acceptor, nudges, &shared, &stop, send))
+                .spawn(move || serve(source, &shared, &stop, send))
                 .map_err(|e| AdminError::Start(format!("no thread for the admin server: {e}")))?
         };
+        server.thread = Some(thread);
         log::info!("admin server listening on {local_addr}");
-        Ok(AdminServer { local_addr, token: self.token, stop, thread: Some(thread), workers })
+        Ok(server)
     }
 }
 
@@ -264,6 +266,8 @@ pub struct AdminServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
+    /// The accept thread over plain HTTP.
+    accept: Option<plain::Acceptor>,
 }
 
 impl AdminServer {
@@ -291,15 +295,18 @@ impl AdminServer {
 
     fn stop_and_join(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(accept) = self.accept.take() {
+            accept.join();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
-        // tiny_http's accept thread holds its copy of the socket until it
-        // sees the stop (the server's drop wakes it); wait, briefly, until
-        // the port can be bound again.
+        // Over TLS, tiny_http's accept thread holds its copy of the socket
+        // until it sees the stop (the server's drop wakes it); wait,
+        // briefly, until the port can be bound again.
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline && TcpListener::bind(self.local_addr).is_err() {
             std::thread::sleep(Duration::from_millis(5));
@@ -309,7 +316,7 @@ impl AdminServer {
 
 impl Drop for AdminServer {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if self.thread.is_some() || self.accept.is_some() {
             self.stop_and_join();
         }
     }
@@ -325,57 +332,25 @@ struct Shared {
     public_health: bool,
 }
 
-/// tiny_http's listeners over our socket: the current one, and those
-/// whose accept thread ended, kept until their connections go quiet.
-struct Acceptor {
-    listener: TcpListener,
-    ssl: Option<tiny_http::SslConfig>,
-    current: tiny_http::Server,
-    retired: Vec<(tiny_http::Server, Instant)>,
-    quiet_after: Duration,
+/// Where the admin thread takes requests from.
+enum Source {
+    /// Plain HTTP: from our connection threads.
+    Plain(mpsc::Receiver<Job>),
+    /// HTTPS: from tiny_http.
+    #[cfg(feature = "admin-tls")]
+    Tls(Box<super::tls::Acceptor>),
 }
 
-fn listen(listener: &TcpListener, ssl: Option<tiny_http::SslConfig>) -> Result<tiny_http::Server, AdminError> {
-    let copy = listener.try_clone().map_err(|e| AdminError::Start(e.to_string()))?;
-    tiny_http::Server::from_listener(copy, ssl).map_err(|e| AdminError::Start(e.to_string()))
-}
-
-impl Acceptor {
+impl Source {
     /// The next request, waiting up to a tick.
-    fn next(&mut self) -> Option<tiny_http::Request> {
-        let now = Instant::now();
-        for (server, last) in &mut self.retired {
-            if let Ok(Some(request)) = server.try_recv() {
-                *last = now;
-                return Some(request);
-            }
-        }
-        let quiet_after = self.quiet_after;
-        self.retired.retain(|(_, last)| now.duration_since(*last) < quiet_after);
-        match self.current.recv_timeout(TICK) {
-            Ok(request) => request,
-            Err(e) => {
-                // The accept thread ended: idle past the socket timeout
-                // (which bounds accept too), or an error such as EMFILE.
-                if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                    log::warn!("admin server: accepting failed ({e}); listening again");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                match listen(&self.listener, self.ssl.clone()) {
-                    Ok(fresh) => {
-                        let old = std::mem::replace(&mut self.current, fresh);
-                        self.retired.push((old, now));
-                    }
-                    Err(e) => log::warn!("admin server: cannot listen again ({e}); retrying"),
-                }
-                None
-            }
+    fn next(&mut self) -> Option<Job> {
+        match self {
+            Source::Plain(jobs) => jobs.recv_timeout(TICK).ok(),
+            #[cfg(feature = "admin-tls")]
+            Source::Tls(acceptor) => acceptor.next(TICK).map(|request| Box::new(request) as Job),
         }
     }
 }
-
-/// A request on its way to a worker.
-type Job = tiny_http::Request;
 
 /// The worker threads, and the way to them (none with one worker: the
 /// admin thread answers itself).
@@ -411,24 +386,10 @@ fn start_workers(shared: &Arc<Shared>, workers: usize) -> Result<Workers, AdminE
     Ok((threads, Some(send)))
 }
 
-/// The admin thread's loop: take requests until told to stop, nudging
-/// tiny_http for a moment after a request on a new connection (see the
-/// `nudge` module).
-fn serve(
-    mut acceptor: Acceptor,
-    mut nudges: Nudges,
-    shared: &Shared,
-    stop: &AtomicBool,
-    workers: Option<mpsc::Sender<Job>>,
-) {
+/// The admin thread's loop: take requests until told to stop.
+fn serve(mut source: Source, shared: &Shared, stop: &AtomicBool, workers: Option<mpsc::Sender<Job>>) {
     while !stop.load(Ordering::Relaxed) {
-        let request = acceptor.next();
-        let now = Instant::now();
-        if let Some(request) = &request {
-            nudges.request(request.remote_addr().copied(), now);
-        }
-        nudges.tick(now);
-        let Some(request) = request else { continue };
+        let Some(request) = source.next() else { continue };
         match &workers {
             Some(send) => {
                 if let Err(mpsc::SendError(request)) = send.send(request) {
@@ -443,23 +404,13 @@ fn serve(
 }
 
 /// Answers one request; a panic while answering becomes a 500.
-fn answer(shared: &Shared, mut request: tiny_http::Request) {
-    let reply = catch_unwind(AssertUnwindSafe(|| reply(shared, &mut request))).unwrap_or_else(|panic| {
-        log::error!("admin server: answering {} {} panicked: {}", request.method(), request.url(), panic_text(&*panic));
+fn answer(shared: &Shared, mut request: Job) {
+    let reply = catch_unwind(AssertUnwindSafe(|| reply(shared, &mut *request))).unwrap_or_else(|panic| {
+        let (method, url, from) = (request.method(), request.url(), request.remote_addr());
+        log::error!("admin server: answering {method} {url} from {from:?} panicked: {}", panic_text(&*panic));
         ApiError::new(500, "internal_error", "the server failed to answer; see its log").into()
     });
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    let mut add = |name: &str, value: &str| {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    };
-    add("Content-Type", reply.content_type);
-    add("Cache-Control", "no-store");
-    for (name, value) in &reply.headers {
-        add(name, value);
-    }
-    if let Err(e) = request.respond(response) {
+    if let Err(e) = request.respond(reply.into_response()) {
         log::debug!("admin server: writing a response failed: {e}");
     }
 }
@@ -469,17 +420,17 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The reply to a request: auth, route, method, query, body, then the route.
-fn reply(shared: &Shared, request: &mut tiny_http::Request) -> Reply {
+fn reply(shared: &Shared, request: &mut dyn Exchange) -> Reply {
     match checked_reply(shared, request) {
         Ok(reply) => reply,
         Err(e) => e.into(),
     }
 }
 
-fn checked_reply(shared: &Shared, request: &mut tiny_http::Request) -> Result<Reply, ApiError> {
+fn checked_reply(shared: &Shared, request: &mut dyn Exchange) -> Result<Reply, ApiError> {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let authorized = shared.auth.allows(request.headers());
+    let authorized = shared.auth.allows(request.header_values("Authorization"));
     let unauthorized = || {
         ApiError::new(401, "unauthorized", "send the admin token as Authorization: Bearer <token>")
             .with_header("WWW-Authenticate", "Bearer realm=\"rusty-db\"")
@@ -500,7 +451,7 @@ fn checked_reply(shared: &Shared, request: &mut tiny_http::Request) -> Result<Re
     if !public && !authorized {
         return Err(unauthorized());
     }
-    let method = request.method().as_str().to_string();
+    let method = request.method().to_string();
     route.check_method(&method)?;
     // The limit holds for every request, whether its route reads a body or not.
     if request.body_length().is_some_and(|n| n > shared.body_limit) {
@@ -518,12 +469,12 @@ fn checked_reply(shared: &Shared, request: &mut tiny_http::Request) -> Result<Re
 }
 
 /// Reads a request body of at most `limit` bytes within `timeout` in all.
-fn read_body(request: &mut tiny_http::Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
+fn read_body(request: &mut dyn Exchange, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
     let too_large = || too_large(limit);
     let deadline = Instant::now() + timeout;
     let mut body = Vec::new();
     let mut chunk = [0u8; 8192];
-    let reader = request.as_reader();
+    let reader = request.body();
     loop {
         if Instant::now() >= deadline {
             return Err(ApiError::new(408, "request_timeout", "the body took too long to arrive"));

@@ -1,7 +1,7 @@
 //! Socket options the standard library does not set: one `setsockopt`
-//! behind a safe call, for the listener's timeouts and a nudge's reset.
+//! behind a safe call, for the listener's timeouts.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 /// Sets the receive and send timeouts of `listener`, which the sockets it
@@ -27,22 +27,8 @@ pub(crate) fn set_timeouts(_: &TcpListener, _: Duration, _: Duration) -> std::io
     Ok(())
 }
 
-/// Makes closing `stream` send a reset instead of a FIN (`SO_LINGER` on,
-/// 0 s), so that it leaves no TIME_WAIT behind.
-#[cfg(unix)]
-pub(crate) fn reset_on_close(stream: &TcpStream) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    set(stream.as_raw_fd(), libc::SO_LINGER, &libc::linger { l_onoff: 1, l_linger: 0 })
-}
-
-/// Elsewhere the stream closes normally.
-#[cfg(not(unix))]
-pub(crate) fn reset_on_close(_: &TcpStream) -> std::io::Result<()> {
-    Ok(())
-}
-
 /// `setsockopt(fd, SOL_SOCKET, option, value)`, where `T` is the C type
-/// `option` takes (`timeval`, `linger`).
+/// `option` takes (`timeval`).
 #[cfg(unix)]
 fn set<T>(fd: std::os::fd::RawFd, option: libc::c_int, value: &T) -> std::io::Result<()> {
     // SAFETY: `fd` is borrowed from an open socket for the call; `value`
