@@ -56,6 +56,7 @@ impl Answer {
         );
         assert_eq!(self.header("Content-Type"), Some("application/json"), "{self:?}");
         assert_eq!(self.header("Content-Length"), Some(self.body.len().to_string().as_str()), "{self:?}");
+        assert_eq!(self.header("Connection"), Some("close"), "{self:?}");
         let json: Value = serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)));
         assert_eq!(json["success"], false, "{json}");
@@ -239,5 +240,13 @@ fn good_requests_on_the_same_server_are_answered_as_ever() {
     let text = String::from_utf8_lossy(&bytes);
     assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{text}");
     assert!(text.contains("HTTP/1.1 401 Unauthorized\r\n") && text.ends_with("\"}}"), "{text}");
+    // HTTP/1.0 asking to keep the connection is told it is kept.
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..2 {
+        stream.write_all(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        let r = read_response(&mut stream).unwrap();
+        assert_eq!((r.status, r.header("Connection")), (200, Some("keep-alive")), "{}", r.text());
+    }
     server.shutdown();
 }

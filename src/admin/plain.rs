@@ -167,7 +167,7 @@ fn serve(stream: TcpStream, peer: SocketAddr, jobs: &mpsc::Sender<Job>, read_tim
 /// of the answer at once (`linger` closes it later).
 fn write(
     connection: &mut Connection,
-    mut response: Response,
+    response: Response,
     version: Version,
     keep_alive: bool,
     head_only: bool,
@@ -178,11 +178,14 @@ fn write(
         (Version::Http10, true) => (tiny_http::HTTPVersion(1, 0), Some("keep-alive")),
         (Version::Http10, false) => (tiny_http::HTTPVersion(1, 0), Some("close")),
     };
-    if let Some(header) = next.and_then(|next| tiny_http::Header::from_bytes("Connection", next).ok()) {
-        response.add_header(header);
-    }
     let mut bytes = Vec::with_capacity(512);
     response.raw_print(&mut bytes, version, &[], head_only, None)?;
+    if let Some(next) = next {
+        // tiny_http's responses refuse a Connection header: it goes in
+        // after the status line.
+        let at = bytes.windows(2).position(|w| w == b"\r\n").map_or(0, |at| at + 2);
+        bytes.splice(at..at, format!("Connection: {next}\r\n").into_bytes());
+    }
     let stream = connection.reader.get_mut();
     stream.write_all(&bytes)?;
     stream.flush()?;
