@@ -189,7 +189,7 @@ fn raw_non_ascii_bytes_in_the_request_line_get_400_saying_to_percent_encode_them
 }
 
 #[test]
-fn a_request_head_over_the_limit_gets_431_and_an_overlong_path_414() {
+fn a_request_head_over_the_limit_gets_431_an_overlong_path_414_and_endless_empty_lines_400() {
     let server = server(|b| b);
     let big_header = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(100_000));
     for sent in EVERY_WAY {
@@ -199,6 +199,11 @@ fn a_request_head_over_the_limit_gets_431_and_an_overlong_path_414() {
     let long_path = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
     for sent in EVERY_WAY {
         answer(server.local_addr(), long_path.as_bytes(), sent).assert_envelope(414, "uri_too_long");
+    }
+    // Empty lines before a request line are skipped, but not without end.
+    let empty_lines = "\r\n".repeat(50_000);
+    for sent in EVERY_WAY {
+        answer(server.local_addr(), empty_lines.as_bytes(), sent).assert_envelope(400, "bad_request");
     }
     server.shutdown();
 }

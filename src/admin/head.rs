@@ -73,17 +73,20 @@ pub(crate) enum NoRequest {
 }
 
 /// Reads the next request head off `reader` and checks it. Waiting for its
-/// first byte is bounded by the socket's read timeout (`timeout`); once it
-/// began, the whole head must arrive within `timeout`.
+/// first byte is bounded by the socket's read timeout (`timeout`); from
+/// then on, the whole head (and any empty lines before it) must arrive
+/// within `timeout`.
 pub(crate) fn read(reader: &mut io::BufReader<TcpStream>, timeout: Duration) -> Result<Head, NoRequest> {
     let mut raw = Vec::new();
+    // Bytes taken, the empty lines skipped before a request line included.
+    let mut taken = 0;
     let mut deadline: Option<Instant> = None;
     let result = loop {
         if let Some(deadline) = deadline {
             // Only a head that spans reads gets here (most come in one).
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || reader.get_ref().set_read_timeout(Some(left)).is_err() {
-                break Err(NoRequest::Refused(too_slow()));
+                break Err(if raw.is_empty() { NoRequest::Quiet } else { NoRequest::Refused(too_slow()) });
             }
         }
         let available = match reader.fill_buf() {
@@ -100,10 +103,16 @@ pub(crate) fn read(reader: &mut io::BufReader<TcpStream>, timeout: Duration) -> 
         }
         let (used, end) = scan(&mut raw, available);
         reader.consume(used);
+        taken += used;
         match end {
             Some(Ok(())) => break parse(&raw).map_err(NoRequest::Refused),
             Some(Err(e)) => break Err(NoRequest::Refused(e)),
-            None => deadline = deadline.or_else(|| (!raw.is_empty()).then(|| Instant::now() + timeout)),
+            None if taken > HEAD_LIMIT => {
+                break Err(NoRequest::Refused(bad_request(format!(
+                    "over {HEAD_LIMIT} bytes of empty lines and no request line: send METHOD /path HTTP/1.1"
+                ))));
+            }
+            None => deadline = deadline.or_else(|| Some(Instant::now() + timeout)),
         }
     };
     if deadline.is_some() {
