@@ -1,10 +1,11 @@
 //! Spare threads: a connection thread whose connection ended waits a while
 //! for the next one, rather than a new thread being started for each.
 //!
-//! Under load that matters more than the cost of starting a thread: Linux
-//! queues a new thread behind the running ones, where a woken thread runs
-//! at once, so a thread per connection cost new connections up to
-//! milliseconds beside a busy application.
+//! Beside a busy application that matters more than the cost of starting
+//! a thread (some 20 us): a woken thread is usually run at once, a new one
+//! waits its turn. Measured on a loaded two-core machine, a thread started
+//! per connection put new connections' 99th percentile at milliseconds;
+//! reused, it is back to tiny_http's, whose threads were pooled too.
 //!
 //! A task is handed over on a rendezvous channel of the waiting thread's:
 //! `try_send` succeeds only while that thread waits in `recv`, so a task is
