@@ -203,10 +203,7 @@ impl<C: Send + 'static> Inner<C> {
         start: Instant,
         deadline: Instant,
     ) -> Result<Option<Granted<'_, C>>> {
-        let starve_at = self.starve_after.map(|after| match self.serves_in_order() {
-            true => start,
-            false => deadline_after(start, after),
-        });
+        let starve_at = self.starve_after.map(|_| deadline_after(start, self.threshold_in_force()));
         let until = match self.engine.gate().retry_at() {
             Some(retry) if retry < deadline => retry,
             _ => deadline,
@@ -222,11 +219,12 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Whether borrows hold their connections for long now, so waiters are
-    /// served in order from the first moment (see `hold_estimate`).
-    fn serves_in_order(&self) -> bool {
-        // Relaxed: a hint; a stale value serves one waiter by the other rule.
-        self.serve_in_order.load(Ordering::Relaxed)
+    /// How long a waiter may be overtaken before it starves, now: the
+    /// fairness threshold, or longer while borrows are long (see
+    /// `hold_estimate`).
+    pub(crate) fn threshold_in_force(&self) -> Duration {
+        // Relaxed: a setting; a stale one serves one waiter by the last rule.
+        Duration::from_nanos(self.threshold_nanos.load(Ordering::Relaxed))
     }
 
     /// The error of an acquire that started at `start` and ran out of

@@ -62,14 +62,14 @@ pub enum QueueMode {
     ///
     /// When borrows hold their connections for long (50 µs or more on
     /// average, as a database round trip does; back under 25 µs to return),
-    /// a waiter starves from the first moment: waiters are served in
-    /// arrival order, each returned connection straight to the oldest.
-    /// Next to such a borrow a hand-off costs little, while overtaking
-    /// would make waits pass the threshold anyway and fill the time before
-    /// with wake-ups that find their connection taken. Maintenance
-    /// estimates the hold time each pass (Little's law over the acquires
-    /// since the last pass); [`ConnectionPool::serves_waiters_in_order`](super::ConnectionPool::serves_waiters_in_order)
-    /// tells which rule is in force.
+    /// the threshold in force follows them: 20 borrows' worth of hold
+    /// time, at most 2 ms (never below the configured threshold). With the
+    /// 500 µs default every such wait would starve, and every release
+    /// would hand off to a sleeping thread, putting a wake-up between every
+    /// two borrows. Maintenance estimates the hold time each pass (Little's
+    /// law over the acquires since the last pass);
+    /// [`ConnectionPool::fairness_threshold_in_force`](super::ConnectionPool::fairness_threshold_in_force)
+    /// tells the threshold in force. Partition queues follow it too.
     #[default]
     Fair,
     /// Strict first come, first served: a returned connection always goes

@@ -294,8 +294,8 @@ impl<C: Send + 'static> ConnectionPool<C> {
             return Err(PoolError::PoolClosed);
         }
         let config = &inner.config;
-        let serve_in_order = Arc::clone(&inner.serve_in_order);
-        manager.attach(config.max_size, config.max_wait_queue_size, config.fairness_threshold, serve_in_order)?;
+        let threshold = Arc::clone(&inner.threshold_nanos);
+        manager.attach(config.max_size, config.max_wait_queue_size, threshold)?;
         let core = Arc::clone(manager.core());
         inner
             .partitions
@@ -407,14 +407,13 @@ impl<C: Send + 'static> ConnectionPool<C> {
         self.inner().waiting()
     }
 
-    /// Whether waiters are served in arrival order from the first moment,
-    /// because borrows hold their connections for long (as a database
-    /// round trip does; see [`QueueMode::Fair`](super::QueueMode::Fair)).
-    /// Maintenance decides it each pass; always `false` in `Fifo` and
-    /// `Unfair` modes, which do not need it.
-    pub fn serves_waiters_in_order(&self) -> bool {
-        // Relaxed: a snapshot.
-        self.inner().serve_in_order.load(crate::sync::Ordering::Relaxed)
+    /// How long a waiter may be overtaken before it starves, now: the
+    /// configured [`fairness_threshold`](super::PoolConfig::fairness_threshold),
+    /// or longer while borrows hold their connections for long, as a
+    /// database round trip does (see [`QueueMode::Fair`](super::QueueMode::Fair)).
+    /// Maintenance sets it each pass. `Fifo` and `Unfair` modes ignore it.
+    pub fn fairness_threshold_in_force(&self) -> Duration {
+        self.inner().threshold_in_force()
     }
 
     /// A snapshot of the pool's statistics: the live gauges and everything

@@ -73,10 +73,10 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(super) epoch_wall: SystemTime,
     /// How long a waiter waits before it starves (`Fair`, `Priority`).
     pub(super) starve_after: Option<Duration>,
-    /// Set by maintenance while borrows hold their connections for long
-    /// (see `hold_estimate`): a waiter then starves at once (`Fair`,
-    /// `Priority`). Shared with the partitions' ledger.
-    pub(crate) serve_in_order: Arc<AtomicBool>,
+    /// The starvation threshold in force, in nanoseconds: the configured
+    /// one, raised by maintenance while borrows hold their connections for
+    /// long (see `hold_estimate`). Shared with the partitions' ledger.
+    pub(crate) threshold_nanos: Arc<AtomicU64>,
     /// Coarse clock, nanoseconds since `epoch`: ticked by maintenance and by
     /// slow paths, read (instead of the real clock) on release.
     pub(super) clock: CachePadded<AtomicU64>,
@@ -119,7 +119,7 @@ impl<C: Send + 'static> Inner<C> {
             refs: GuardRefs::new(config.shards),
             starve_after: matches!(config.queue_mode, QueueMode::Fair | QueueMode::Priority)
                 .then_some(config.fairness_threshold),
-            serve_in_order: Arc::default(),
+            threshold_nanos: Arc::new(AtomicU64::new(duration_nanos(config.fairness_threshold))),
             factory: ManuallyDrop::new(factory),
             epoch: Instant::now(),
             epoch_wall: SystemTime::now(),

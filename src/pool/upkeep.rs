@@ -222,20 +222,15 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    /// Samples how long borrows hold their connections, and serves waiters
-    /// in order from the first moment while that is long (see
-    /// `hold_estimate`).
+    /// Samples how long borrows hold their connections, and sets the
+    /// starvation threshold that follows (see `hold_estimate`).
     fn follow_holds(&self, now: Instant, holds: &mut HoldEstimate) {
         let census = self.census();
-        let long = holds.observe(now, census.active, census.loans);
-        // Relaxed: a hint read by waiters (see `Inner::serve_in_order`).
-        if self.serve_in_order.swap(long, Ordering::Relaxed) != long {
-            log::debug!(
-                "pool {:?}: borrows hold their connections {}: waiters are served {}",
-                self.config.name,
-                if long { "long" } else { "briefly" },
-                if long { "in order" } else { "in order once they have waited the fairness threshold" },
-            );
+        let threshold = holds.observe(now, census.active, census.loans).threshold(self.config.fairness_threshold);
+        // Relaxed: a setting read by waiters (see `Inner::threshold_nanos`).
+        let before = self.threshold_nanos.swap(duration_nanos(threshold), Ordering::Relaxed);
+        if before != duration_nanos(threshold) {
+            log::debug!("pool {:?}: starvation threshold now {threshold:?}", self.config.name);
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
 use super::quota::{QUOTA_WINDOW, Quotas, Resource};
 use super::types::{PartitionLimits, PartitionRequest, PartitionType, RoutingStrategy};
@@ -126,18 +126,17 @@ pub struct PartitionManager {
 struct Attached {
     max_size: usize,
     max_shared_waiters: usize,
-    fairness_threshold: Duration,
-    /// The pool's verdict that borrows are long (see the pool's
-    /// `hold_estimate`): requests are then served in order at once.
-    serve_in_order: Arc<AtomicBool>,
+    /// The pool's starvation threshold in force, in nanoseconds (see the
+    /// pool's `hold_estimate`).
+    threshold_nanos: Arc<AtomicU64>,
 }
 
 impl Attached {
-    /// How long a queue's oldest request may be overtaken, as the pool's
-    /// own wait queue does it now.
+    /// How long a queue's oldest request may be overtaken: as long as in
+    /// the pool's own wait queue now.
     fn threshold(&self) -> Duration {
-        // Relaxed: a hint, as in the pool's acquire.
-        if self.serve_in_order.load(Ordering::Relaxed) { Duration::ZERO } else { self.fairness_threshold }
+        // Relaxed: a setting, as in the pool's acquire.
+        Duration::from_nanos(self.threshold_nanos.load(Ordering::Relaxed))
     }
 }
 
@@ -423,8 +422,7 @@ impl PartitionManager {
         &self,
         max_size: usize,
         max_shared_waiters: usize,
-        fairness_threshold: Duration,
-        serve_in_order: Arc<AtomicBool>,
+        threshold_nanos: Arc<AtomicU64>,
     ) -> Result<()> {
         let ledger = self.core.ledger.lock();
         let mut reserved = 0;
@@ -434,7 +432,7 @@ impl PartitionManager {
         }
         self.core
             .attached
-            .set(Attached { max_size, max_shared_waiters, fairness_threshold, serve_in_order })
+            .set(Attached { max_size, max_shared_waiters, threshold_nanos })
             .map_err(|_| PoolError::InvalidConfig("this partition manager is attached to a pool already".into()))
     }
 

@@ -1,10 +1,10 @@
 //! In `QueueMode::Fair`, once borrows hold their connections for long (as
-//! a database round trip does), waiters are served in arrival order from
-//! the first moment: a returned connection goes straight to the oldest
-//! waiter and a newcomer cannot take it, however long the fairness
-//! threshold. Short borrows bring back overtaking. Under 32 threads on 4
-//! connections the in-order path never exceeds `max_size` and loses
-//! nothing.
+//! a database round trip does), the starvation threshold in force follows
+//! their hold time (20 borrows' worth, at most 2 ms, never below the
+//! configured one); short borrows bring back the configured threshold. A
+//! waiter past the raised threshold still starves: the next returned
+//! connection goes straight to it and no newcomer can take it. Under 32
+//! threads on 4 connections nothing exceeds `max_size` or is lost.
 
 mod common;
 
@@ -22,8 +22,6 @@ fn pool(factory: &Arc<TrackingFactory>, mode: QueueMode) -> ConnectionPool<TestC
         .initial_size(4)
         .max_size(4)
         .queue_mode(mode)
-        // Long enough that only the in-order rule can explain what is seen.
-        .fairness_threshold(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(20))
         .maintenance_interval(Duration::from_millis(10))
         .build()
@@ -59,52 +57,58 @@ fn for_a_while(pool: &ConnectionPool<TestConn>, threads: usize, hold: Duration, 
     load(pool, threads, hold, || until() || Instant::now() >= deadline);
 }
 
+const CONFIGURED: Duration = Duration::from_micros(500);
+const RAISED: Duration = Duration::from_millis(2);
+
 #[test]
-fn long_borrows_serve_waiters_in_order_and_short_ones_let_newcomers_overtake() {
+fn long_borrows_raise_the_threshold_and_short_ones_bring_it_back() {
     let factory = TrackingFactory::new();
     let pool = pool(&factory, QueueMode::Fair);
-    assert!(!pool.serves_waiters_in_order(), "nothing known yet");
+    assert_eq!(pool.fairness_threshold_in_force(), CONFIGURED, "nothing known yet");
 
-    for_a_while(&pool, 8, Duration::from_millis(1), || pool.serves_waiters_in_order());
-    assert!(pool.serves_waiters_in_order(), "1 ms borrows are long");
+    // 1 ms borrows: 20 of them are 20 ms, so the 2 ms cap.
+    for_a_while(&pool, 8, Duration::from_millis(1), || pool.fairness_threshold_in_force() == RAISED);
+    assert_eq!(pool.fairness_threshold_in_force(), RAISED, "1 ms borrows are long");
 
-    // Every connection out, one waiter queued.
+    // A waiter past the raised threshold starves: every connection out, one
+    // waiter queued for well past 2 ms.
     let mut held: Vec<_> = (0..4).map(|_| pool.acquire().unwrap()).collect();
     let waiter = {
         let pool = pool.clone();
         thread::spawn(move || pool.acquire().map(|c| c.id()))
     };
     assert!(common::eventually(|| pool.waiting() == 1));
+    thread::sleep(Duration::from_millis(50));
     let returned = held.pop().unwrap();
     let id = returned.id();
     drop(returned);
-    // The returned connection went straight to the waiter: no newcomer,
-    // not even this thread at once, can take it.
+    // The returned connection went straight to the starving waiter: no
+    // newcomer, not even this thread at once, can take it.
     assert!(matches!(pool.try_acquire(), Err(PoolError::PoolExhausted { .. })));
     assert_eq!(waiter.join().unwrap().unwrap(), id);
     drop(held);
 
-    for_a_while(&pool, 8, Duration::ZERO, || !pool.serves_waiters_in_order());
-    assert!(!pool.serves_waiters_in_order(), "borrows of no time are short");
+    for_a_while(&pool, 8, Duration::ZERO, || pool.fairness_threshold_in_force() == CONFIGURED);
+    assert_eq!(pool.fairness_threshold_in_force(), CONFIGURED, "borrows of no time are short");
 }
 
 #[test]
-fn other_modes_never_switch() {
+fn other_modes_never_change_it() {
     for mode in [QueueMode::Fifo, QueueMode::Unfair] {
         let factory = TrackingFactory::new();
         let pool = pool(&factory, mode);
         let started = Instant::now();
         for_a_while(&pool, 8, Duration::from_millis(1), || started.elapsed() > Duration::from_millis(200));
-        assert!(!pool.serves_waiters_in_order(), "{mode:?}");
+        assert_eq!(pool.fairness_threshold_in_force(), CONFIGURED, "{mode:?}");
     }
 }
 
 #[test]
-fn thirty_two_threads_on_four_connections_in_order_never_exceed_max_size_and_lose_nothing() {
+fn thirty_two_threads_on_four_connections_under_the_raised_threshold_never_exceed_max_size_and_lose_nothing() {
     let factory = TrackingFactory::new();
     let pool = pool(&factory, QueueMode::Fair);
-    for_a_while(&pool, 8, Duration::from_millis(1), || pool.serves_waiters_in_order());
-    assert!(pool.serves_waiters_in_order());
+    for_a_while(&pool, 8, Duration::from_millis(1), || pool.fairness_threshold_in_force() > CONFIGURED);
+    assert!(pool.fairness_threshold_in_force() > CONFIGURED);
 
     let done = AtomicBool::new(false);
     let started = Instant::now();
