@@ -471,6 +471,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for CountingFactory<F> {
         self.inner.validate_mut(conn)
     }
 
+    fn validation_round_trips(&self) -> bool {
+        self.inner.validation_round_trips()
+    }
+
     fn validate_query(&self, conn: &mut C, query: &str) -> PoolResult<bool> {
         self.inner.validate_query(conn, query)
     }

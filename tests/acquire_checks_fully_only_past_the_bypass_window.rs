@@ -1,7 +1,8 @@
-//! With `validate_on_acquire`, a connection returned within the validation
-//! bypass window gets only the factory's cheap check (`validate`, no round
-//! trip); one idle for longer gets the full one (`validate_mut`); a window
-//! of zero checks fully every time. And a return the pool cannot trust (a
+//! With `validate_on_acquire`, and a factory whose full check makes a round
+//! trip, a connection returned within the validation bypass window gets
+//! only the factory's cheap check (`validate`); one idle for longer gets the
+//! full one (`validate_mut`); a window of zero checks fully every time, and
+//! so does a factory that says its full check costs nothing more. And a return the pool cannot trust (a
 //! panic, or `mark_dirty`) runs the factory's full clean-up (`clean`)
 //! instead of its `reset`.
 
@@ -16,6 +17,8 @@ use rusty_db::pool::{ConnectionFactory, ConnectionPool, DEFAULT_VALIDATION_BYPAS
 /// Counts each kind of check and reset.
 #[derive(Default)]
 struct Counting {
+    /// What `validation_round_trips` says.
+    cheap_is_cheaper: bool,
     cheap: AtomicUsize,
     full: AtomicUsize,
     resets: AtomicUsize,
@@ -44,6 +47,9 @@ impl ConnectionFactory<u32> for Counting {
         self.full.fetch_add(1, SeqCst);
         Ok(true)
     }
+    fn validation_round_trips(&self) -> bool {
+        self.cheap_is_cheaper
+    }
     fn reset(&self, _: &mut u32) -> Result<()> {
         self.resets.fetch_add(1, SeqCst);
         Ok(())
@@ -55,7 +61,11 @@ impl ConnectionFactory<u32> for Counting {
 }
 
 fn pool(window: Duration) -> (Arc<Counting>, ConnectionPool<u32>) {
-    let factory = Arc::new(Counting::default());
+    pool_of(Counting { cheap_is_cheaper: true, ..Counting::default() }, window)
+}
+
+fn pool_of(factory: Counting, window: Duration) -> (Arc<Counting>, ConnectionPool<u32>) {
+    let factory = Arc::new(factory);
     let config =
         PoolConfig::builder().min_size(1).initial_size(1).max_size(1).validation_bypass_window(window).build().unwrap();
     (Arc::clone(&factory), ConnectionPool::new(config, factory).unwrap())
@@ -94,6 +104,15 @@ fn a_window_of_zero_checks_fully_every_time() {
         drop(pool.acquire().unwrap());
     }
     assert_eq!(factory.checks(), (0, 5));
+}
+
+#[test]
+fn a_factory_whose_full_check_costs_no_round_trip_is_checked_fully_every_time() {
+    let (factory, pool) = pool_of(Counting::default(), Duration::from_millis(200));
+    for _ in 0..5 {
+        drop(pool.acquire().unwrap());
+    }
+    assert_eq!(factory.checks(), (0, 5), "validate_mut every time, as before the window");
 }
 
 #[test]

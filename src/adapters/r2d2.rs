@@ -18,7 +18,7 @@
 //! | r2d2 | here |
 //! |------|------|
 //! | `ManageConnection::connect`, then the customizer's `on_acquire` | [`create`](ConnectionFactory::create) |
-//! | `is_valid` on check-out (`test_on_check_out`) | [`validate_mut`](ConnectionFactory::validate_mut) on acquire (`validate_on_acquire`) |
+//! | `is_valid` on check-out (`test_on_check_out`) | [`validate_mut`](ConnectionFactory::validate_mut) on acquire (`validate_on_acquire`), for a connection idle longer than the pool's `validation_bypass_window` (zero: every acquire) |
 //! | `has_broken` on every check-in | [`reset`](ConnectionFactory::reset), which runs on every return |
 //! | the customizer's `on_release`, as a connection leaves the pool | [`close`](ConnectionFactory::close) |
 //!
@@ -100,7 +100,9 @@ type Customizer<M> = Arc<dyn CustomizeConnection<<M as ManageConnection>::Connec
 ///   ([`with_customizer`](Self::with_customizer)). A failed `on_acquire`
 ///   drops the connection, as r2d2 does, and fails the `create`.
 /// - `validate_mut`, which the pool calls on acquire (`validate_on_acquire`,
-///   on by default, r2d2's `test_on_check_out`), on release when
+///   on by default, r2d2's `test_on_check_out`) for a connection idle
+///   longer than its `validation_bypass_window` (500 ms; zero for every
+///   acquire, as r2d2), on release when
 ///   `validate_on_release` is set, and for a guard dropped in a panic,
 ///   calls [`is_valid`](ManageConnection::is_valid): `Ok(())` is
 ///   `Ok(true)`; an error is returned (and logged at `warn`, since the pool
@@ -108,8 +110,10 @@ type Customizer<M> = Arc<dyn CustomizeConnection<<M as ManageConnection>::Connec
 ///   discards it. On acquire, the pool then tries another connection or
 ///   creates one, within the acquire's timeout.
 /// - `validate`, the `&C` form, cannot ask the manager (both its checks
-///   take the connection mutably) and says `Ok(true)`; the pool never
-///   calls it.
+///   take the connection mutably) and says `Ok(true)`: the pool calls it
+///   on acquire for a connection returned within its bypass window, which
+///   then goes out unchecked (as HikariCP's does within its
+///   `aliveBypassWindowMs`).
 /// - `validate_query`, for a [`ConnectionValidator`](crate::pool::ConnectionValidator)
 ///   with a query, is `is_valid` too: a manager has no way to run a query
 ///   it does not know. The validator's timeout, fast validation and
@@ -262,6 +266,12 @@ impl<M: ManageConnection> ConnectionFactory<M::Connection> for R2d2ConnectionFac
                 Err((self.wrap_error)(e))
             }
         }
+    }
+
+    /// `is_valid` is a manager's real check (a round trip for a network
+    /// database): the pool's bypass window applies.
+    fn validation_round_trips(&self) -> bool {
+        true
     }
 
     /// `has_broken`: if it says `true`, an error, which closes the

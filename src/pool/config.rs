@@ -123,8 +123,11 @@ pub struct PoolConfig {
     /// Validate an idle connection before handing it out. Default `true`.
     /// How: see [`validation_bypass_window`](Self::validation_bypass_window).
     pub validate_on_acquire: bool,
-    /// With `validate_on_acquire`, a connection returned within this window
-    /// gets only the factory's cheap check
+    /// With `validate_on_acquire`, and a factory whose full check makes a
+    /// round trip
+    /// ([`ConnectionFactory::validation_round_trips`](super::ConnectionFactory::validation_round_trips):
+    /// the PostgreSQL adapter, the r2d2 bridge), a connection returned
+    /// within this window gets only the factory's cheap check
     /// ([`ConnectionFactory::validate`](super::ConnectionFactory::validate),
     /// no round trip: the PostgreSQL adapter asks the driver whether it saw
     /// the session end); one idle for longer gets the full check

@@ -64,12 +64,27 @@ pub trait ConnectionFactory<C>: Send + Sync + 'static {
 
     /// [`validate`](Self::validate), for a check that needs the connection
     /// mutably (a client whose every query takes `&mut self`, such as
-    /// `postgres::Client` or an r2d2 manager's `is_valid`). The pool always
-    /// validates through this method, on a connection it owns; the default
-    /// calls `validate`. Panics are counted under
-    /// [`Hook::Validate`](super::Hook::Validate).
+    /// `postgres::Client` or an r2d2 manager's `is_valid`). The pool
+    /// validates through this method, on a connection it owns (on acquire,
+    /// through `validate` instead for a connection returned within the
+    /// validation bypass window, if
+    /// [`validation_round_trips`](Self::validation_round_trips) says this
+    /// one costs more); the default calls `validate`. Panics are counted
+    /// under [`Hook::Validate`](super::Hook::Validate).
     fn validate_mut(&self, connection: &mut C) -> Result<bool> {
         self.validate(connection)
+    }
+
+    /// Whether [`validate_mut`](Self::validate_mut) costs more than
+    /// [`validate`](Self::validate), as a round trip to the server does.
+    /// Only then does an acquire check a connection returned within the
+    /// pool's [`validation_bypass_window`](super::PoolConfig::validation_bypass_window)
+    /// with `validate` alone (and only then does the pool look at the
+    /// clock for it). Default `false`: with `validate_on_acquire`, every
+    /// acquire calls `validate_mut`. The PostgreSQL adapter and the r2d2
+    /// bridge say `true`. Asked once, when the pool is built.
+    fn validation_round_trips(&self) -> bool {
+        false
     }
 
     /// Puts a returned connection back into a clean state (roll back, reset
@@ -162,6 +177,10 @@ impl<C, F: ConnectionFactory<C>> ConnectionFactory<C> for Shared<F> {
     #[inline]
     fn validate_mut(&self, connection: &mut C) -> Result<bool> {
         self.0.validate_mut(connection)
+    }
+
+    fn validation_round_trips(&self) -> bool {
+        self.0.validation_round_trips()
     }
 
     #[inline]

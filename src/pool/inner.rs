@@ -83,7 +83,8 @@ pub(crate) struct Inner<C: Send + 'static> {
     /// Whether returned connections are checked against lifetime and aging.
     pub(super) retire_on_return: bool,
     /// `PoolConfig::validation_bypass_window` in nanoseconds, if acquires
-    /// use it (see `PoolConfig::bypass_window_in_use`); 0 if not.
+    /// use it (see `PoolConfig::bypass_window_in_use`) and the factory's
+    /// full check costs more than its cheap one; 0 if not.
     pub(super) bypass_nanos: u64,
     /// `AgingPolicy::Adaptive`'s lifetime scale (`f64` bits), as of the
     /// last maintenance pass: a release reads it instead of every slot.
@@ -114,6 +115,7 @@ impl<C: Send + 'static> Inner<C> {
     /// Allocates the slab and creates `initial_size` connections.
     pub(crate) fn new(config: PoolConfig, factory: Box<dyn ConnectionFactory<C>>) -> Result<Self> {
         config.validate()?;
+        let round_trips = factory.validation_round_trips();
         let inner = Inner {
             engine: Engine::new(config.max_size, config.shards, config.queue_mode),
             refs: GuardRefs::new(config.shards),
@@ -125,7 +127,7 @@ impl<C: Send + 'static> Inner<C> {
             epoch_wall: SystemTime::now(),
             clock: CachePadded::new(AtomicU64::new(0)),
             retire_on_return: config.max_lifetime.is_some() || config.aging_policy.is_some(),
-            bypass_nanos: config.bypass_window_in_use().map_or(0, duration_nanos),
+            bypass_nanos: config.bypass_window_in_use().filter(|_| round_trips).map_or(0, duration_nanos),
             adaptive_scale: AtomicU64::new(1.0f64.to_bits()),
             listener: config.event_listener.as_ref().map(|l| Arc::clone(&l.0)),
             panicked: Panicked::default(),

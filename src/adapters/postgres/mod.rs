@@ -301,6 +301,11 @@ impl ConnectionFactory<PgConnection> for PostgresConnectionFactory {
         Ok(!conn.is_closed() && conn.looks_alive())
     }
 
+    /// `validate_mut` makes a round trip: the pool's bypass window applies.
+    fn validation_round_trips(&self) -> bool {
+        true
+    }
+
     /// Not closed, and an empty query answers.
     fn validate_mut(&self, conn: &mut PgConnection) -> Result<bool> {
         if conn.is_closed() || !conn.looks_alive() {
