@@ -222,7 +222,19 @@ fn validation_makes_a_round_trip_and_sees_a_terminated_session() {
     assert!(matches!(factory.validate_query(&mut conn, "SELECT * FROM no_such_table"), Err(PoolError::Factory(_))));
 
     side.query_one("SELECT pg_terminate_backend($1, 5000)", &[&conn.backend_pid()]).unwrap();
-    assert!(factory.validate(&conn).unwrap(), "`validate` makes no round trip, so it cannot know yet");
+    // `validate` makes no round trip: it sees the end on the socket, where
+    // the server's FATAL error and end of stream arrive (behind the answer
+    // the failed query above left unread).
+    assert!(common::eventually(|| !factory.validate(&conn).unwrap()), "the peek at the socket sees the session gone");
+    assert!(!matches!(factory.validate_mut(&mut conn), Ok(true)), "and so does the full check");
+    let _ = factory.close(conn);
+
+    // Without the peek, `validate` cannot know until the driver does.
+    let factory = factory.with_socket_probe(false);
+    let mut conn = factory.create().unwrap();
+    side.query_one("SELECT pg_terminate_backend($1, 5000)", &[&conn.backend_pid()]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(factory.validate(&conn).unwrap(), "no round trip and no peek: it cannot know yet");
     assert!(!matches!(factory.validate_mut(&mut conn), Ok(true)), "the round trip finds the session gone");
     assert!(!factory.validate(&conn).unwrap(), "and now the driver knows");
     assert!(factory.reset(&mut conn).is_err(), "reset refuses a dead session");

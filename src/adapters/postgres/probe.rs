@@ -4,9 +4,10 @@
 //! idle timeout), it sends a `FATAL` error and closes the socket: both wait
 //! in the socket's receive buffer until someone reads. A non-blocking
 //! `recv(MSG_PEEK)` on an idle session's socket finds them (as Go's pgx
-//! `CheckConn` does): an end of stream, a reset, or an `ErrorResponse`
-//! nobody asked for means the session is gone; nothing to read means it
-//! is alive as far as the server is concerned (a silently dead network
+//! `CheckConn` does): an end of stream, a reset, or a `FATAL`
+//! `ErrorResponse` (behind whatever the last answer left unread) means the
+//! session is gone; nothing to read means it is alive as far as the server
+//! is concerned (a silently dead network
 //! still needs a round trip: the bypass window's full check). Pending
 //! notices, notifications and parameter changes say nothing either way.
 //!
@@ -18,6 +19,51 @@
 //! session goes unprobed. Unix only.
 
 use std::net::SocketAddr;
+
+/// How much of a socket's unread data a look examines: the server's
+/// goodbye comes after whatever its last answer left unread (the driver
+/// returns at an error before reading the `ReadyForQuery` behind it).
+const PEEK_BYTES: usize = 4096;
+
+/// Whether `bytes`, the unread data of a session's socket, hold the
+/// server's goodbye: an `ErrorResponse` of severity `FATAL` or `PANIC`
+/// (any other error is a leftover of the last answer). Frames from the
+/// start; a frame cut off at the end says nothing.
+fn ends_the_session(mut bytes: &[u8]) -> bool {
+    while bytes.len() >= 5 {
+        let kind = bytes[0];
+        let length = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if length < 4 || bytes.len() < 1 + length {
+            return false;
+        }
+        let body = &bytes[5..1 + length];
+        if kind == b'E' && fatal(body) {
+            return true;
+        }
+        bytes = &bytes[1 + length..];
+    }
+    false
+}
+
+/// Whether an `ErrorResponse` body's severity (the non-localized `V` field,
+/// else `S`) is `FATAL` or `PANIC`.
+fn fatal(mut body: &[u8]) -> bool {
+    let mut severity = None;
+    while let Some((&field, rest)) = body.split_first() {
+        if field == 0 {
+            break;
+        }
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        let value = &rest[..end];
+        match field {
+            b'V' => severity = Some(value),
+            b'S' if severity.is_none() => severity = Some(value),
+            _ => {}
+        }
+        body = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    matches!(severity, Some(b"FATAL" | b"PANIC"))
+}
 
 /// What a look at an idle session's socket found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +110,12 @@ impl Probe {
     /// another socket's now), checked before a verdict of `Gone`: a look at
     /// a stranger's socket can only ever pass, as no probe would.
     pub(crate) fn look(&self) -> Option<Liveness> {
-        let verdict = match sys::peek(self.fd) {
+        let mut buffer = [0u8; PEEK_BYTES];
+        let verdict = match sys::peek(self.fd, &mut buffer) {
             sys::Peeked::Nothing => Liveness::Alive,
             sys::Peeked::Ended => Liveness::Gone,
-            // An error the session did not ask for: its end (`FATAL`).
-            sys::Peeked::Byte(b'E') => Liveness::Gone,
-            sys::Peeked::Byte(_) => Liveness::Alive,
+            sys::Peeked::Bytes(n) if ends_the_session(&buffer[..n]) => Liveness::Gone,
+            sys::Peeked::Bytes(_) => Liveness::Alive,
         };
         if verdict == Liveness::Gone
             && (sys::address(self.fd, sys::Side::Local) != Some(self.local)
@@ -146,17 +192,18 @@ mod sys {
         Nothing,
         /// End of stream, or an error (a reset).
         Ended,
-        /// Data, starting with this byte.
-        Byte(u8),
+        /// This many bytes of unread data, copied into the buffer.
+        Bytes(usize),
     }
 
-    pub(super) fn peek(fd: RawFd) -> Peeked {
-        let mut byte = 0u8;
-        // SAFETY: one writable byte; MSG_PEEK leaves the data in the
-        // socket for the driver, MSG_DONTWAIT keeps the call from blocking.
-        let read = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    pub(super) fn peek(fd: RawFd, buffer: &mut [u8]) -> Peeked {
+        // SAFETY: `buffer` is writable for its length; MSG_PEEK leaves the
+        // data in the socket for the driver, MSG_DONTWAIT keeps the call
+        // from blocking.
+        let read =
+            unsafe { libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
         match read {
-            1.. => Peeked::Byte(byte),
+            1.. => Peeked::Bytes(read as usize),
             0 => Peeked::Ended,
             _ => match std::io::Error::last_os_error().kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Peeked::Nothing,
@@ -193,17 +240,44 @@ mod tests {
     fn nothing_to_read_or_a_notice_is_alive() {
         let (_client, mut server, probe) = pair();
         assert_eq!(probe.look(), Some(Liveness::Alive));
-        server.write_all(b"N").unwrap();
+        server.write_all(&[b'N', 0, 0, 0, 4]).unwrap();
         settle();
         assert_eq!(probe.look(), Some(Liveness::Alive), "a notice says nothing");
     }
 
+    /// An `ErrorResponse` frame of `severity`.
+    fn error(severity: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (field, value) in [(b'S', severity), (b'V', severity), (b'C', "57P01"), (b'M', "terminating")] {
+            body.push(field);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut frame = vec![b'E'];
+        frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+
     #[test]
-    fn an_error_nobody_asked_for_is_the_end() {
+    fn a_fatal_error_is_the_end_even_behind_a_leftover_answer() {
         let (_client, mut server, probe) = pair();
-        server.write_all(b"E").unwrap();
+        // The ReadyForQuery behind an error the driver returned at.
+        server.write_all(&[b'Z', 0, 0, 0, 5, b'E']).unwrap();
+        settle();
+        assert_eq!(probe.look(), Some(Liveness::Alive), "a leftover answer says nothing");
+        server.write_all(&error("FATAL")).unwrap();
         settle();
         assert_eq!(probe.look(), Some(Liveness::Gone));
+    }
+
+    #[test]
+    fn an_ordinary_error_left_over_is_not_the_end() {
+        let (_client, mut server, probe) = pair();
+        server.write_all(&error("ERROR")).unwrap();
+        settle();
+        assert_eq!(probe.look(), Some(Liveness::Alive));
     }
 
     #[test]
