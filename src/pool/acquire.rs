@@ -194,7 +194,8 @@ impl<C: Send + 'static> Inner<C> {
 
     /// Queues the caller and parks it until it is granted a slot, the pool
     /// closes, `deadline` passes (`Ok(None)`), or creation may be retried.
-    /// Waiting since `start`, it starves once `starve_after` has passed.
+    /// Waiting since `start`, it starves once the threshold in force has
+    /// passed (`Fair`, `Priority`).
     fn wait_for_grant(
         &self,
         priority: i32,
@@ -203,7 +204,7 @@ impl<C: Send + 'static> Inner<C> {
         start: Instant,
         deadline: Instant,
     ) -> Result<Option<Granted<'_, C>>> {
-        let starve_at = self.starve_after.map(|_| deadline_after(start, self.threshold_in_force()));
+        let starve_at = self.starves.then(|| deadline_after(start, self.threshold_in_force()));
         let until = match self.engine.gate().retry_at() {
             Some(retry) if retry < deadline => retry,
             _ => deadline,

@@ -22,7 +22,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use super::background::Jobs;
 use super::config::{PoolConfig, QueueMode};
@@ -71,8 +71,9 @@ pub(crate) struct Inner<C: Send + 'static> {
     pub(crate) epoch: Instant,
     /// The wall-clock time at `epoch`, for the times the admin API shows.
     pub(super) epoch_wall: SystemTime,
-    /// How long a waiter waits before it starves (`Fair`, `Priority`).
-    pub(super) starve_after: Option<Duration>,
+    /// Whether waiters starve once they have waited the threshold in force
+    /// (`Fair`, `Priority`); in `Fifo` and `Unfair` the queue mask decides.
+    pub(super) starves: bool,
     /// The starvation threshold in force, in nanoseconds: the configured
     /// one, raised by maintenance while borrows hold their connections for
     /// long (see `hold_estimate`). Shared with the partitions' ledger.
@@ -119,8 +120,7 @@ impl<C: Send + 'static> Inner<C> {
         let inner = Inner {
             engine: Engine::new(config.max_size, config.shards, config.queue_mode),
             refs: GuardRefs::new(config.shards),
-            starve_after: matches!(config.queue_mode, QueueMode::Fair | QueueMode::Priority)
-                .then_some(config.fairness_threshold),
+            starves: matches!(config.queue_mode, QueueMode::Fair | QueueMode::Priority),
             threshold_nanos: Arc::new(AtomicU64::new(duration_nanos(config.fairness_threshold))),
             factory: ManuallyDrop::new(factory),
             epoch: Instant::now(),

@@ -198,7 +198,7 @@ impl<C: Send + 'static> Inner<C> {
         }
         // First, and on a fresh clock: no factory call of ours delays it.
         self.scan_leaks(Instant::now());
-        if self.starve_after.is_some() {
+        if self.starves {
             self.follow_holds(now, &mut job.holds);
         }
         // Acquire: pairs with `UpkeepDone`'s Release.
